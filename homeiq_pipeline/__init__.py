@@ -1,0 +1,1 @@
+"""homeiq-pipeline: a faithful, queryable SQL mirror of Home Assistant."""

@@ -1,0 +1,159 @@
+"""`homeiq-pipeline`: sync Home Assistant into the mirror once, or show the mirror's status.
+
+The token is read from HA_TOKEN only: a flag would land in shell history and process lists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+from . import homeassistant as ha
+from . import storage
+from .storage.queries import recent_sync_runs, row_counts
+
+# Exit codes, so scripts can tell a transient failure from one that needs a person.
+EXIT_OK = 0
+EXIT_CONFIG = 2  # missing or invalid settings
+EXIT_UNAVAILABLE = 3  # unreachable, timed out or still starting: try again later
+EXIT_AUTH = 4  # the token was rejected
+EXIT_HA_ERROR = 5  # HA answered something we cannot use
+EXIT_REFUSED = 6  # the data-loss guard refused the snapshot, or it could not be stored
+
+log = logging.getLogger("homeiq_pipeline")
+
+
+def _env_flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="homeiq-pipeline", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    parser.add_argument(
+        "--db-url",
+        default=os.environ.get("HOMEIQ_DB_URL") or storage.default_database_url(),
+        help="SQLAlchemy URL of the mirror (env HOMEIQ_DB_URL; default: data/homeiq.db under HOMEIQ_DATA_DIR)",
+    )
+    parser.add_argument(
+        "--instance",
+        default=os.environ.get("HOMEIQ_INSTANCE") or storage.DEFAULT_INSTANCE,
+        help="name of this Home Assistant in the mirror (env HOMEIQ_INSTANCE; default: home)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    sync = commands.add_parser("sync", help="take one snapshot of Home Assistant and store it")
+    sync.add_argument("--ha-url", default=os.environ.get("HA_URL"), help="e.g. http://homeassistant.local:8123 (env HA_URL)")
+    sync.add_argument("--timeout", type=float, default=float(os.environ.get("HA_TIMEOUT") or ha.DEFAULT_TIMEOUT),
+                      help="seconds to wait for each answer (env HA_TIMEOUT; default 30)")
+    sync.add_argument("--max-frame-mb", type=float,
+                      default=float(os.environ.get("HA_MAX_FRAME_MB") or ha.DEFAULT_MAX_FRAME_SIZE / 2**20),
+                      help="largest websocket frame accepted, MiB (env HA_MAX_FRAME_MB; default 64)")
+    sync.add_argument("--ca-bundle", default=os.environ.get("HA_CA_BUNDLE"),
+                      help="CA file to verify HA's TLS certificate (env HA_CA_BUNDLE)")
+    sync.add_argument("--insecure", action="store_true", default=not _env_flag("HA_VERIFY_TLS", True),
+                      help="do NOT verify HA's TLS certificate (env HA_VERIFY_TLS=false); logs a warning")
+    sync.add_argument("--force", action="store_true", help="store the snapshot even if it removes most devices or entities")
+    sync.add_argument("--max-removed-share", type=float, default=storage.DEFAULT_MAX_REMOVED_SHARE,
+                      help="share of devices or entities a sync may remove without --force (default 0.5)")
+
+    status = commands.add_parser("status", help="show the last sync runs and row counts")
+    status.add_argument("--runs", type=int, default=5, help="how many sync runs to show")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _sync(args) if args.command == "sync" else _status(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _fail(code: int, message: str) -> int:
+    print(f"homeiq-pipeline: {message}", file=sys.stderr)
+    return code
+
+
+def _sync(args: argparse.Namespace) -> int:
+    token = os.environ.get("HA_TOKEN")
+    if not args.ha_url or not token:
+        missing = " and ".join(n for n, v in (("HA_URL", args.ha_url), ("HA_TOKEN", token)) if not v)
+        return _fail(EXIT_CONFIG, f"{missing} not set: export HA_URL=http://your-ha:8123 and HA_TOKEN=<a long-lived access token>")
+    try:
+        client = ha.HomeAssistantClient(
+            args.ha_url, token, timeout=args.timeout, verify_tls=not args.insecure,
+            ca_bundle=args.ca_bundle, max_frame_size=int(args.max_frame_mb * 2**20),
+        )
+    except ValueError as exc:
+        return _fail(EXIT_CONFIG, str(exc))
+    started = time.monotonic()
+    try:
+        with client:
+            snapshot = ha.fetch_snapshot(client)
+    except (ha.CannotConnect, ha.RequestTimeout, ha.HomeAssistantStarting) as exc:
+        return _fail(EXIT_UNAVAILABLE, f"{exc}. Nothing was written.")
+    except ha.AuthenticationFailed as exc:
+        return _fail(EXIT_AUTH, f"{exc}. Nothing was written.")
+    except ha.HomeAssistantError as exc:
+        return _fail(EXIT_HA_ERROR, f"{exc}. Nothing was written.")
+    try:
+        engine = storage.open_database(args.db_url)
+        result = storage.sync_snapshot(
+            engine, snapshot, instance=args.instance, force=args.force, max_removed_share=args.max_removed_share
+        )
+    except storage.StorageError as exc:
+        return _fail(EXIT_REFUSED, f"{exc}. Nothing was written.")
+    print(
+        f"Synced Home Assistant {result.ha_version} ({result.location_name or 'unnamed'}) into "
+        f"{storage.safe_url(args.db_url)} as instance {result.instance!r}: run {result.run_id}, "
+        f"{time.monotonic() - started:.2f} s"
+    )
+    _print_table(
+        ["table", "live", "added", "updated", "removed", "unchanged"],
+        [[name, c.live, c.added, c.updated, c.removed, c.unchanged] for name, c in result.counts.items()],
+    )
+    return EXIT_OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    engine = storage.open_database(args.db_url)
+    with engine.connect() as connection:
+        runs = recent_sync_runs(connection, args.instance, args.runs)
+        counts = row_counts(connection, args.instance)
+    print(f"Mirror {storage.safe_url(args.db_url)}, instance {args.instance!r}")
+    if not runs:
+        print("No sync has run yet: run `homeiq-pipeline sync`.")
+        return EXIT_OK
+    _print_table(["table", "live", "removed"], [[name, c["live"], c["removed"]] for name, c in counts.items()])
+    print()
+    _print_table(
+        ["run", "finished (UTC)", "outcome", "HA version", "added", "updated", "removed"],
+        [
+            [
+                run["id"], f"{run['finished_at']:%Y-%m-%d %H:%M:%S}", run["outcome"], run["ha_version"],
+                *(sum(t[k] for t in run["counts"].values()) for k in ("added", "updated", "removed")),
+            ]
+            for run in runs
+        ],
+    )
+    return EXIT_OK
+
+
+def _print_table(header: list[str], rows: list[list[object]]) -> None:
+    cells = [header, *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for row in cells:
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

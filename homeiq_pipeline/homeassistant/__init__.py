@@ -1,0 +1,32 @@
+"""Home Assistant websocket client: connect, authenticate, commands, typed errors, snapshots."""
+
+from .client import DEFAULT_MAX_FRAME_SIZE, DEFAULT_TIMEOUT, HomeAssistantClient, websocket_url
+from .errors import (
+    AuthenticationFailed,
+    CannotConnect,
+    CommandFailed,
+    FrameTooLarge,
+    HomeAssistantError,
+    HomeAssistantStarting,
+    ProtocolError,
+    RequestTimeout,
+)
+from .snapshot import LIST_COMMANDS, Snapshot, fetch_snapshot
+
+__all__ = [
+    "DEFAULT_MAX_FRAME_SIZE",
+    "DEFAULT_TIMEOUT",
+    "LIST_COMMANDS",
+    "AuthenticationFailed",
+    "CannotConnect",
+    "CommandFailed",
+    "FrameTooLarge",
+    "HomeAssistantClient",
+    "HomeAssistantError",
+    "HomeAssistantStarting",
+    "ProtocolError",
+    "RequestTimeout",
+    "Snapshot",
+    "fetch_snapshot",
+    "websocket_url",
+]

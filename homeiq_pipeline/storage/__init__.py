@@ -1,0 +1,42 @@
+"""The SQL mirror: tables, migrations and the one-transaction snapshot sync. No network, no Dagster."""
+
+from .database import (
+    create_engine,
+    default_database_url,
+    open_database,
+    safe_url,
+    upgrade,
+    write_transaction,
+)
+from .schema import MIRRORED_TABLES, MirroredTable, metadata, sync_runs
+from .sync import (
+    DEFAULT_INSTANCE,
+    DEFAULT_MAX_REMOVED_SHARE,
+    DataLossRefused,
+    StorageError,
+    SyncResult,
+    TableCounts,
+    UnexpectedPayload,
+    sync_snapshot,
+)
+
+__all__ = [
+    "DEFAULT_INSTANCE",
+    "DEFAULT_MAX_REMOVED_SHARE",
+    "MIRRORED_TABLES",
+    "DataLossRefused",
+    "MirroredTable",
+    "StorageError",
+    "SyncResult",
+    "TableCounts",
+    "UnexpectedPayload",
+    "create_engine",
+    "default_database_url",
+    "safe_url",
+    "metadata",
+    "open_database",
+    "sync_runs",
+    "sync_snapshot",
+    "upgrade",
+    "write_transaction",
+]

@@ -1,0 +1,95 @@
+"""Opening the mirror database: engine settings per dialect and schema migrations."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def create_engine(url: str) -> sa.Engine:
+    """An engine for any SQLAlchemy URL; SQLite gets WAL, a busy timeout and foreign keys."""
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return sa.create_engine(url, json_serializer=_dumps, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, json_serializer=_dumps)
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # We emit BEGIN ourselves (below): pysqlite's implicit transactions start too late.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the sync, nor it them
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")  # durable enough in WAL, much faster
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(connection: sa.Connection) -> None:
+        # A writer takes the lock up front, so two syncs queue instead of failing mid-way.
+        mode = "IMMEDIATE" if connection.get_execution_options().get("sqlite_immediate") else ""
+        connection.exec_driver_sql(f"BEGIN {mode}".strip())
+
+    return engine
+
+
+@contextmanager
+def write_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """One transaction that holds the write lock from its start (SQLite: BEGIN IMMEDIATE)."""
+    with engine.connect().execution_options(sqlite_immediate=True) as connection, connection.begin():
+        yield connection
+
+
+def _alembic_config(connection: sa.Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def upgrade(engine: sa.Engine) -> None:
+    """Create or upgrade the schema in place to the newest migration."""
+    with engine.begin() as connection:
+        command.upgrade(_alembic_config(connection), "head")
+
+
+def current_revision(engine: sa.Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def open_database(url: str) -> sa.Engine:
+    """Engine for `url` with the schema migrated to the newest version."""
+    engine = create_engine(url)
+    upgrade(engine)
+    return engine
+
+
+def default_database_url(data_dir: str | None = None) -> str:
+    """A SQLite file in HOMEIQ_DATA_DIR (default ./data)."""
+    directory = Path(data_dir or os.environ.get("HOMEIQ_DATA_DIR") or "data")
+    return f"sqlite:///{directory.expanduser().resolve() / 'homeiq.db'}"
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password masked, for messages."""
+    return sa.make_url(url).render_as_string(hide_password=True)

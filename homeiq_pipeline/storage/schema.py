@@ -1,0 +1,218 @@
+"""The mirror's tables. Their names and columns are a public contract: users write SQL against them.
+
+Columns carry Home Assistant's own field names and values (timestamps as HA sends them: epoch
+floats in the registries, ISO strings in states). Every HA column is nullable, because HA adds and
+drops fields between releases; the whole entry is also kept in `raw`, so nothing HA sends is lost.
+
+Bookkeeping columns on every mirrored table:
+- `instance`: which Home Assistant the row came from (part of the key, so homes can share a database);
+- `raw`: the entry exactly as HA sent it; `content_hash`: a hash of `raw`, so unchanged rows are
+  never rewritten;
+- `first_seen`: the sync that first saw the row; `changed_at`: the last sync that changed it;
+- `removed_at`: NULL while HA has the row; set by the first successful sync that no longer has it,
+  cleared if it returns. A live row was, by definition, seen by the latest successful sync.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+# Short names for column types, so each table below reads like HA's payload.
+S, F, I, B = sa.Text, sa.Float, sa.Integer, sa.Boolean
+J = sa.JSON(none_as_null=True)
+Timestamp = sa.DateTime(timezone=True)
+
+
+@dataclass(frozen=True)
+class MirroredTable:
+    """A table that mirrors one list from HA: its snapshot field, its key and its HA columns."""
+
+    table: sa.Table
+    snapshot_field: str
+    key: str
+    fields: dict[str, sa.types.TypeEngine]
+
+    @property
+    def name(self) -> str:
+        return self.table.name
+
+
+def _mirrored(
+    name: str, snapshot_field: str, key: str, fields: dict[str, type | sa.types.TypeEngine], *indexes: str
+) -> MirroredTable:
+    types = {field: (kind() if isinstance(kind, type) else kind) for field, kind in fields.items()}
+    table = sa.Table(
+        name,
+        metadata,
+        sa.Column("instance", sa.String(100), primary_key=True),
+        sa.Column(key, sa.String(255), primary_key=True),
+        *(sa.Column(field, kind, nullable=True) for field, kind in types.items() if field != key),
+        sa.Column("raw", J, nullable=False),
+        sa.Column("content_hash", sa.String(32), nullable=False),
+        sa.Column("first_seen", Timestamp, nullable=False),
+        sa.Column("changed_at", Timestamp, nullable=False),
+        sa.Column("removed_at", Timestamp, nullable=True),
+        *(sa.Index(f"ix_{name}_{column}", "instance", column) for column in indexes),
+    )
+    return MirroredTable(table, snapshot_field, key, types)
+
+
+devices = _mirrored(
+    "ha_devices",
+    "devices",
+    "id",
+    {
+        "id": S,
+        "area_id": S,
+        "config_entries": J,
+        "config_entries_subentries": J,
+        "config_entry_id": S,  # HA 2026.8+: one config entry per device
+        "configuration_url": S,
+        "connections": J,
+        "created_at": F,
+        "disabled_by": S,
+        "entry_type": S,
+        "hw_version": S,
+        "identifiers": J,
+        "labels": J,
+        "manufacturer": S,
+        "model": S,
+        "model_id": S,
+        "modified_at": F,
+        "name": S,
+        "name_by_user": S,
+        "parent_device_id": S,  # HA 2026.8+: child devices
+        "primary_config_entry": S,
+        "serial_number": S,
+        "sw_version": S,
+        "via_device_id": S,
+    },
+)
+
+entities = _mirrored(
+    "ha_entities",
+    "entities",
+    "id",  # the registry's stable id: a renamed entity_id updates the same row
+    {
+        "id": S,
+        "entity_id": S,
+        "area_id": S,
+        "categories": J,
+        "config_entry_id": S,
+        "config_subentry_id": S,
+        "created_at": F,
+        "device_id": S,
+        "disabled_by": S,
+        "entity_category": S,
+        "has_entity_name": B,
+        "hidden_by": S,
+        "icon": S,
+        "labels": J,
+        "modified_at": F,
+        "name": S,
+        "options": J,
+        "original_name": S,
+        "platform": S,
+        "translation_key": S,
+        "unique_id": S,
+    },
+    "entity_id",
+    "device_id",
+)
+
+areas = _mirrored(
+    "ha_areas",
+    "areas",
+    "area_id",
+    {
+        "area_id": S,
+        "aliases": J,
+        "created_at": F,
+        "floor_id": S,
+        "humidity_entity_id": S,
+        "icon": S,
+        "labels": J,
+        "modified_at": F,
+        "name": S,
+        "picture": S,
+        "temperature_entity_id": S,
+    },
+)
+
+floors = _mirrored(
+    "ha_floors",
+    "floors",
+    "floor_id",
+    {"floor_id": S, "aliases": J, "created_at": F, "icon": S, "level": I, "modified_at": F, "name": S},
+)
+
+labels = _mirrored(
+    "ha_labels",
+    "labels",
+    "label_id",
+    {"label_id": S, "color": S, "created_at": F, "description": S, "icon": S, "modified_at": F, "name": S},
+)
+
+config_entries = _mirrored(
+    "ha_config_entries",
+    "config_entries",
+    "entry_id",
+    {
+        "entry_id": S,
+        "created_at": F,
+        "disabled_by": S,
+        "domain": S,
+        "error_reason_translation_key": S,
+        "error_reason_translation_placeholders": J,
+        "modified_at": F,
+        "num_subentries": I,
+        "pref_disable_new_entities": B,
+        "pref_disable_polling": B,
+        "reason": S,
+        "source": S,
+        "state": S,
+        "supported_subentry_types": J,
+        "supports_options": B,
+        "supports_reconfigure": B,
+        "supports_remove_device": B,
+        "supports_unload": B,
+        "title": S,
+    },
+)
+
+states = _mirrored(
+    "ha_states",
+    "states",
+    "entity_id",
+    {
+        "entity_id": S,
+        "state": S,
+        "attributes": J,
+        "context": J,
+        "last_changed": S,
+        "last_reported": S,
+        "last_updated": S,
+    },
+)
+
+MIRRORED_TABLES: tuple[MirroredTable, ...] = (devices, entities, areas, floors, labels, config_entries, states)
+
+sync_runs = sa.Table(
+    "ha_sync_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("instance", sa.String(100), nullable=False),
+    sa.Column("started_at", Timestamp, nullable=False),
+    sa.Column("finished_at", Timestamp, nullable=False),
+    sa.Column("outcome", sa.String(20), nullable=False),
+    sa.Column("ha_version", sa.Text),
+    sa.Column("location_name", sa.Text),
+    sa.Column("forced", sa.Boolean, nullable=False),
+    # {"ha_devices": {"added": n, "updated": n, "removed": n, "unchanged": n, "live": n}, ...}
+    sa.Column("counts", J, nullable=False),
+    sa.Index("ix_ha_sync_runs_instance", "instance", "id"),
+)
