@@ -36,6 +36,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
@@ -325,12 +326,21 @@ class RealHomeAssistant:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
+    def is_alive(self) -> bool:
+        """True while the ``hass`` process we started has not exited."""
+        return self._proc is not None and self._proc.poll() is None
+
     def start(self, timeout: float = 120) -> None:
         """Start ``hass`` and return once ``get_config`` says RUNNING."""
         if self._proc is not None:
             raise HomeAssistantError("already started")
         if not (self.config_dir / "configuration.yaml").is_file():
             write_config(self.config_dir, self.port)
+        if (self.config_dir / ".storage" / "auth").is_file() and not self.token_file.is_file():
+            raise HomeAssistantError(
+                f"{self.config_dir} is already onboarded but {TOKEN_FILE} is missing; "
+                "use a fresh config dir"
+            )
         self._spawn()
         deadline = time.monotonic() + timeout
         try:
@@ -387,7 +397,7 @@ class RealHomeAssistant:
                 start_new_session=True,  # own process group: a Ctrl-C meant for us skips HA
             )
 
-    def _wait_until(self, check: Any, deadline: float, what: str) -> None:
+    def _wait_until(self, check: Callable[[str], bool], deadline: float, what: str) -> None:
         """Poll ``check(url)`` until true; fail fast if hass exits or the deadline passes."""
         while not check(self.url):
             if self._proc is None or self._proc.poll() is not None:
@@ -443,7 +453,7 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"HA_TOKEN_FILE={ha.token_file}", flush=True)
     print(f"HA_PID={ha.pid}", flush=True)
     try:
-        while not stop_requested and ha._proc is not None and ha._proc.poll() is None:
+        while not stop_requested and ha.is_alive():
             time.sleep(0.5)
         exited = not stop_requested
     finally:

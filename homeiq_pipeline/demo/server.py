@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import ssl
 import threading
 from dataclasses import dataclass, field
 from importlib import resources
@@ -52,6 +53,7 @@ class FakeHomeAssistant:
         ha_version: str | None = None,
         coalesce: bool = True,
         port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         recording = load_recording() if results is None else {"results": results}
         self.results: dict[str, Any] = copy.deepcopy(recording["results"])
@@ -64,6 +66,7 @@ class FakeHomeAssistant:
         self.commands_seen: list[str] = []
         self.auth_failures = 0
         self._port = port
+        self._ssl_context = ssl_context
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -77,6 +80,7 @@ class FakeHomeAssistant:
             process_request=_only_websocket_path,
             max_size=16 * 1024 * 1024,
             compression=None,  # HA's aiohttp server does not compress either
+            ssl=self._ssl_context,
         )
         self._port = self._server.socket.getsockname()[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-ha", daemon=True)
@@ -103,7 +107,8 @@ class FakeHomeAssistant:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._port}"
+        scheme = "https" if self._ssl_context else "http"
+        return f"{scheme}://127.0.0.1:{self._port}"
 
     # -- protocol ---------------------------------------------------------------------------
 

@@ -135,6 +135,8 @@ class HomeAssistantClient:
                 ws.close(timeout=1)
             except Exception:  # closing a broken socket must not hide the real error
                 log.debug("error while closing the websocket", exc_info=True)
+            finally:
+                ws.shutdown()  # close() skips the socket when HA already sent its close frame
 
     def _sslopt(self) -> dict[str, Any]:
         if not self.url.startswith("wss://"):
@@ -257,9 +259,11 @@ def _translate(exc: Exception, where: str, timeout: float) -> HomeAssistantError
             f"{where} answered HTTP {exc.status_code} instead of a websocket: "
             "is this the Home Assistant URL?"
         )
+    if isinstance(exc, (ConnectionRefusedError, websocket.WebSocketAddressException)):
+        return CannotConnect(f"cannot reach Home Assistant at {where}: {exc}")
     if isinstance(exc, (websocket.WebSocketConnectionClosedException, ConnectionError)):
         return CannotConnect(f"the connection to Home Assistant was lost: {where}")
-    if isinstance(exc, (websocket.WebSocketAddressException, OSError)):
+    if isinstance(exc, OSError):
         return CannotConnect(f"cannot reach Home Assistant at {where}: {exc}")
     if isinstance(exc, websocket.WebSocketException):
         return ProtocolError(f"websocket protocol error from {where}: {exc}")

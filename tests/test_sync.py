@@ -1,0 +1,267 @@
+"""Snapshot sync: HA's values stored exactly, no rewrite of unchanged rows, renames, removals,
+unknown and missing fields, the data-loss guard. Data is a recording of a real HA 2025.4.4."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from homeiq_pipeline import storage
+from homeiq_pipeline.storage import sync as storage_sync
+from homeiq_pipeline.demo.server import FakeHomeAssistant
+from homeiq_pipeline.homeassistant import LIST_COMMANDS
+from homeiq_pipeline.storage.schema import MIRRORED_TABLES, MirroredTable, devices, entities, states
+
+from .conftest import fetch, sync
+
+BY_FIELD = {spec.snapshot_field: spec for spec in MIRRORED_TABLES}
+
+
+def live_rows(engine: sa.Engine, spec: MirroredTable, instance: str = "home") -> dict[str, dict[str, Any]]:
+    table = spec.table
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(table).where(table.c.instance == instance, table.c.removed_at.is_(None))
+        ).mappings()
+        return {row[spec.key]: dict(row) for row in rows}
+
+
+def all_rows(engine: sa.Engine, spec: MirroredTable) -> list[dict[str, Any]]:
+    with engine.connect() as connection:
+        return [dict(row) for row in connection.execute(sa.select(spec.table)).mappings()]
+
+
+def assert_mirror_equals_ha(engine: sa.Engine, results: dict[str, Any]) -> None:
+    """Every entry HA lists is live with HA's values, field by field; nothing else is live."""
+    for snapshot_field, command in LIST_COMMANDS.items():
+        spec = BY_FIELD[snapshot_field]
+        entries = {entry[spec.key]: entry for entry in results[command]}
+        rows = live_rows(engine, spec)
+        assert rows.keys() == entries.keys(), spec.name
+        for key, entry in entries.items():
+            row = rows[key]
+            assert row["raw"] == entry, (spec.name, key)
+            for field in spec.fields:
+                assert row[field] == entry.get(field), (spec.name, key, field)
+
+
+def mutate(server: FakeHomeAssistant, command: str, change: Any) -> None:
+    with server.lock:
+        change(server.results[command])
+
+
+def test_recording_is_a_real_untidy_home(fake_ha: FakeHomeAssistant) -> None:
+    """The fixture is what a real HA demo sends: a sanity check that later tests are not vacuous."""
+    results = fake_ha.results
+    entity_list = results["config/entity_registry/list"]
+    assert len(results["config/device_registry/list"]) > 10
+    assert len(results["config_entries/get"]) > 0  # integrations are NOT zero
+    assert any(e["device_id"] is None for e in entity_list)  # entities without a device
+    registered = {e["entity_id"] for e in entity_list}
+    assert any(s["entity_id"] not in registered for s in results["get_states"])  # states without an entry
+    assert any(e["disabled_by"] == "integration" for e in entity_list)
+
+
+def test_full_sync_stores_every_row_with_has_values(fake_ha: FakeHomeAssistant, engine: sa.Engine) -> None:
+    result = sync(fake_ha, engine)
+    assert_mirror_equals_ha(engine, fake_ha.results)
+    for snapshot_field, command in LIST_COMMANDS.items():
+        counts = result.counts[BY_FIELD[snapshot_field].name]
+        assert counts.added == counts.live == len(fake_ha.results[command])
+        assert counts.updated == counts.removed == counts.unchanged == 0
+    with engine.connect() as connection:
+        run = connection.execute(sa.select(storage.sync_runs)).mappings().one()
+    assert run["outcome"] == "success"
+    assert run["ha_version"] == fake_ha.results["get_config"]["version"]
+    assert run["location_name"] == fake_ha.results["get_config"]["location_name"]
+    assert run["counts"]["ha_devices"]["added"] == len(fake_ha.results["config/device_registry/list"])
+
+
+def test_a_resync_without_change_writes_no_row(fake_ha: FakeHomeAssistant, engine: sa.Engine) -> None:
+    sync(fake_ha, engine)
+    before = {spec.name: all_rows(engine, spec) for spec in MIRRORED_TABLES}
+    statements: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    result = sync(fake_ha, engine)
+    written = [s for s in statements if s.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))]
+    assert written == [next(s for s in written if "ha_sync_runs" in s)]  # only the run record
+    assert result.rows_written == 0
+    assert all(c.unchanged == c.live for c in result.counts.values())
+    assert {spec.name: all_rows(engine, spec) for spec in MIRRORED_TABLES} == before
+
+
+def test_a_renamed_entity_id_keeps_one_row(fake_ha: FakeHomeAssistant, engine: sa.Engine) -> None:
+    sync(fake_ha, engine)
+    first = fake_ha.results["config/entity_registry/list"][0]
+    old_entity_id, registry_id = first["entity_id"], first["id"]
+    first_seen = live_rows(engine, entities)[registry_id]["first_seen"]
+    mutate(fake_ha, "config/entity_registry/list", lambda lst: lst[0].update(entity_id=old_entity_id + "_renamed"))
+    result = sync(fake_ha, engine)
+    rows = [r for r in all_rows(engine, entities) if r["id"] == registry_id]
+    assert len(rows) == 1
+    assert rows[0]["entity_id"] == old_entity_id + "_renamed"
+    assert rows[0]["removed_at"] is None and rows[0]["first_seen"] == first_seen
+    assert result.counts["ha_entities"].updated == 1 and result.counts["ha_entities"].added == 0
+    assert not any(r["entity_id"] == old_entity_id for r in all_rows(engine, entities))
+
+
+def test_a_removed_device_and_entity_are_marked_and_cleared_when_they_return(
+    fake_ha: FakeHomeAssistant, engine: sa.Engine
+) -> None:
+    sync(fake_ha, engine)
+    device = fake_ha.results["config/device_registry/list"][0]
+    entity = fake_ha.results["config/entity_registry/list"][0]
+    mutate(fake_ha, "config/device_registry/list", lambda lst: lst.remove(device))
+    mutate(fake_ha, "config/entity_registry/list", lambda lst: lst.remove(entity))
+    result = sync(fake_ha, engine)
+    assert (result.counts["ha_devices"].removed, result.counts["ha_entities"].removed) == (1, 1)
+    gone_device = next(r for r in all_rows(engine, devices) if r["id"] == device["id"])
+    gone_entity = next(r for r in all_rows(engine, entities) if r["id"] == entity["id"])
+    assert gone_device["removed_at"] is not None and gone_entity["removed_at"] is not None
+    assert device["id"] not in live_rows(engine, devices)
+
+    mutate(fake_ha, "config/device_registry/list", lambda lst: lst.append(device))
+    mutate(fake_ha, "config/entity_registry/list", lambda lst: lst.append(entity))
+    result = sync(fake_ha, engine)
+    assert (result.counts["ha_devices"].added, result.counts["ha_entities"].added) == (1, 1)
+    assert live_rows(engine, devices)[device["id"]]["first_seen"] == gone_device["first_seen"]
+    assert_mirror_equals_ha(engine, fake_ha.results)
+
+
+def test_a_changed_row_is_updated_and_only_it(fake_ha: FakeHomeAssistant, engine: sa.Engine) -> None:
+    sync(fake_ha, engine)
+    mutate(fake_ha, "config/device_registry/list", lambda lst: lst[1].update(name_by_user="Kitchen lamp"))
+    result = sync(fake_ha, engine)
+    assert result.counts["ha_devices"].updated == 1
+    assert result.rows_written == 1
+    assert_mirror_equals_ha(engine, fake_ha.results)
+
+
+def test_unknown_fields_survive_in_raw_and_missing_ones_are_null(fake_ha: FakeHomeAssistant, engine: sa.Engine) -> None:
+    def reshape(lst: list[dict[str, Any]]) -> None:
+        lst[0]["next_name_part"] = {"from": "a future HA"}
+        for field in ("has_entity_name", "translation_key", "categories"):
+            lst[1].pop(field)
+
+    mutate(fake_ha, "config/entity_registry/list", reshape)
+    sync(fake_ha, engine)
+    rows = live_rows(engine, entities)
+    listed = fake_ha.results["config/entity_registry/list"]
+    assert rows[listed[0]["id"]]["raw"]["next_name_part"] == {"from": "a future HA"}
+    assert rows[listed[1]["id"]]["has_entity_name"] is None
+    assert rows[listed[1]["id"]]["categories"] is None
+    assert_mirror_equals_ha(engine, fake_ha.results)
+
+
+def test_the_data_loss_guard_refuses_and_force_passes(fake_ha: FakeHomeAssistant, engine: sa.Engine) -> None:
+    sync(fake_ha, engine)
+    before = {spec.name: all_rows(engine, spec) for spec in MIRRORED_TABLES}
+    mutate(fake_ha, "config/device_registry/list", lambda lst: lst.clear())
+    with pytest.raises(storage.DataLossRefused, match=r"refusing to mark \d+ of \d+ ha_devices rows \(100%\)"):
+        sync(fake_ha, engine)
+    assert {spec.name: all_rows(engine, spec) for spec in MIRRORED_TABLES} == before
+    result = sync(fake_ha, engine, force=True)
+    assert result.counts["ha_devices"].live == 0
+    assert result.counts["ha_devices"].removed == len(before["ha_devices"])
+
+
+def test_the_guard_allows_small_removals_and_its_share_is_configurable(
+    fake_ha: FakeHomeAssistant, engine: sa.Engine
+) -> None:
+    sync(fake_ha, engine)
+    mutate(fake_ha, "config/entity_registry/list", lambda lst: lst.pop())
+    assert sync(fake_ha, engine).counts["ha_entities"].removed == 1
+    mutate(fake_ha, "config/entity_registry/list", lambda lst: lst.pop())
+    with pytest.raises(storage.DataLossRefused):
+        sync(fake_ha, engine, max_removed_share=0.0)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda lst: lst.append(dict(lst[0])), "appears twice in one snapshot"),
+        (lambda lst: lst[0].pop("entity_id"), "has no 'entity_id'"),
+        (lambda lst: lst[0].update(last_changed=1700000000), "field 'last_changed' is int 1700000000, expected a string"),
+        (lambda lst: lst[0].update(state=["on"]), "field 'state' is list"),
+    ],
+)
+def test_malformed_entries_are_refused_clearly_and_nothing_is_written(
+    fake_ha: FakeHomeAssistant, engine: sa.Engine, change: Any, message: str
+) -> None:
+    sync(fake_ha, engine)
+    before = {spec.name: all_rows(engine, spec) for spec in MIRRORED_TABLES}
+    # Devices are stored first: this change would be written if the states did not fail the sync.
+    mutate(fake_ha, "config/device_registry/list", lambda lst: lst.pop())
+    mutate(fake_ha, "get_states", change)
+    with pytest.raises(storage.UnexpectedPayload, match=message):
+        sync(fake_ha, engine)
+    assert {spec.name: all_rows(engine, spec) for spec in MIRRORED_TABLES} == before
+
+
+def test_a_failure_half_way_through_the_writes_rolls_everything_back(
+    fake_ha: FakeHomeAssistant, engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sync(fake_ha, engine)
+    before = {spec.name: all_rows(engine, spec) for spec in MIRRORED_TABLES}
+    with engine.connect() as connection:
+        runs_before = connection.execute(sa.select(sa.func.count()).select_from(storage.sync_runs)).scalar()
+    mutate(fake_ha, "config/device_registry/list", lambda lst: lst.pop())
+    mutate(fake_ha, "config/entity_registry/list", lambda lst: lst[0].update(name="changed"))
+    applied: list[str] = []
+    real_apply = storage_sync._apply
+
+    def apply_then_crash(connection: sa.Connection, plan: Any, *args: Any) -> None:
+        real_apply(connection, plan, *args)
+        applied.append(plan.spec.name)
+        if len(applied) == 3:
+            raise RuntimeError("simulated crash after three tables were written")
+
+    monkeypatch.setattr(storage_sync, "_apply", apply_then_crash)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        sync(fake_ha, engine)
+    assert applied[:2] == ["ha_devices", "ha_entities"]
+    assert {spec.name: all_rows(engine, spec) for spec in MIRRORED_TABLES} == before
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(sa.func.count()).select_from(storage.sync_runs)).scalar() == runs_before
+
+
+def test_instances_are_kept_apart(fake_ha: FakeHomeAssistant, engine: sa.Engine) -> None:
+    snapshot = fetch(fake_ha)
+    storage.sync_snapshot(engine, snapshot, instance="home")
+    storage.sync_snapshot(engine, snapshot, instance="cabin")
+    mutate(fake_ha, "config/device_registry/list", lambda lst: lst.pop())
+    storage.sync_snapshot(engine, fetch(fake_ha), instance="cabin")
+    assert len(live_rows(engine, devices, "home")) == len(live_rows(engine, devices, "cabin")) + 1
+
+
+def test_states_are_keyed_by_entity_id_with_has_timestamps(fake_ha: FakeHomeAssistant, engine: sa.Engine) -> None:
+    sync(fake_ha, engine)
+    rows = live_rows(engine, states)
+    state = fake_ha.results["get_states"][0]
+    assert rows[state["entity_id"]]["last_changed"] == state["last_changed"]
+    assert rows[state["entity_id"]]["attributes"] == state["attributes"]
+
+
+def test_two_syncs_at_once_queue_instead_of_failing(fake_ha: FakeHomeAssistant, db_url: str) -> None:
+    import threading
+
+    snapshot = fetch(fake_ha)
+    engines = [storage.open_database(db_url) for _ in range(2)]
+    results: list[object] = []
+
+    def run(engine: sa.Engine) -> None:
+        try:
+            results.append(storage.sync_snapshot(engine, snapshot))
+        except Exception as exc:  # recorded, then asserted below
+            results.append(exc)
+
+    threads = [threading.Thread(target=run, args=(e,)) for e in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert all(isinstance(r, storage.SyncResult) for r in results), results
+    added = sorted(r.counts["ha_devices"].added for r in results)  # type: ignore[union-attr]
+    assert added == [0, len(fake_ha.results["config/device_registry/list"])]
