@@ -12,6 +12,8 @@ import sys
 import time
 from collections.abc import Sequence
 
+import sqlalchemy as sa
+
 from . import homeassistant as ha
 from . import storage
 from .storage.queries import recent_sync_runs, row_counts
@@ -23,6 +25,7 @@ EXIT_UNAVAILABLE = 3  # unreachable, timed out or still starting: try again late
 EXIT_AUTH = 4  # the token was rejected
 EXIT_HA_ERROR = 5  # HA answered something we cannot use
 EXIT_REFUSED = 6  # the data-loss guard refused the snapshot, or it could not be stored
+EXIT_DATABASE = 7  # the database could not be opened or written
 
 log = logging.getLogger("homeiq_pipeline")
 
@@ -74,6 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return _sync(args) if args.command == "sync" else _status(args)
+    except (sa.exc.SQLAlchemyError, OSError) as exc:  # HA's errors are all handled in _sync
+        cause = getattr(exc, "orig", None) or exc
+        return _fail(EXIT_DATABASE, f"database error at {storage.safe_url(args.db_url)}: {cause}")
     except KeyboardInterrupt:
         return 130
 
@@ -105,13 +111,15 @@ def _sync(args: argparse.Namespace) -> int:
         return _fail(EXIT_AUTH, f"{exc}. Nothing was written.")
     except ha.HomeAssistantError as exc:
         return _fail(EXIT_HA_ERROR, f"{exc}. Nothing was written.")
+    engine = storage.open_database(args.db_url)
     try:
-        engine = storage.open_database(args.db_url)
         result = storage.sync_snapshot(
             engine, snapshot, instance=args.instance, force=args.force, max_removed_share=args.max_removed_share
         )
     except storage.StorageError as exc:
         return _fail(EXIT_REFUSED, f"{exc}. Nothing was written.")
+    finally:
+        engine.dispose()
     print(
         f"Synced Home Assistant {result.ha_version} ({result.location_name or 'unnamed'}) into "
         f"{storage.safe_url(args.db_url)} as instance {result.instance!r}: run {result.run_id}, "
@@ -126,9 +134,12 @@ def _sync(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     engine = storage.open_database(args.db_url)
-    with engine.connect() as connection:
-        runs = recent_sync_runs(connection, args.instance, args.runs)
-        counts = row_counts(connection, args.instance)
+    try:
+        with engine.connect() as connection:
+            runs = recent_sync_runs(connection, args.instance, args.runs)
+            counts = row_counts(connection, args.instance)
+    finally:
+        engine.dispose()
     print(f"Mirror {storage.safe_url(args.db_url)}, instance {args.instance!r}")
     if not runs:
         print("No sync has run yet: run `homeiq-pipeline sync`.")

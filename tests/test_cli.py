@@ -127,3 +127,11 @@ def test_the_console_script_is_installed(fake_ha: FakeHomeAssistant, db_url: str
     assert done.returncode == 0, done.stderr
     assert TOKEN not in done.stdout + done.stderr
     assert "ha_config_entries" in done.stdout
+
+
+def test_an_unusable_database_is_named(fake_ha: FakeHomeAssistant, run_cli, tmp_path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the database's folder should be")
+    code, _, err = run_cli("--db-url", f"sqlite:///{blocker}/sub/mirror.db", "status")
+    assert code == cli.EXIT_DATABASE
+    assert err.startswith("homeiq-pipeline: database error at sqlite:///") and "Not a directory" in err
