@@ -265,3 +265,11 @@ def test_two_syncs_at_once_queue_instead_of_failing(fake_ha: FakeHomeAssistant, 
     assert all(isinstance(r, storage.SyncResult) for r in results), results
     added = sorted(r.counts["ha_devices"].added for r in results)  # type: ignore[union-attr]
     assert added == [0, len(fake_ha.results["config/device_registry/list"])]
+
+
+def test_an_integer_beyond_64_bits_is_refused_by_name(fake_ha: FakeHomeAssistant, engine: sa.Engine) -> None:
+    mutate(fake_ha, "config/floor_registry/list", lambda lst: lst[0].update(level=2**70))
+    with pytest.raises(storage.UnexpectedPayload, match=r"ha_floors: floor_id '\w+': field 'level' is int .* expected a 64-bit integer"):
+        sync(fake_ha, engine)
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(sa.func.count()).select_from(storage.sync_runs)).scalar() == 0

@@ -6,8 +6,8 @@ drops fields between releases; the whole entry is also kept in `raw`, so nothing
 
 Bookkeeping columns on every mirrored table:
 - `instance`: which Home Assistant the row came from (part of the key, so homes can share a database);
-- `raw`: the entry exactly as HA sent it; `content_hash`: a hash of `raw`, so unchanged rows are
-  never rewritten;
+- `raw`: the entry exactly as HA sent it; `content_hash`: a 128-bit hash (xxh3) of `raw` with its
+  keys sorted, so unchanged rows are never rewritten;
 - `first_seen`: the sync that first saw the row; `changed_at`: the last sync that changed it;
 - `removed_at`: NULL while HA has the row; set by the first successful sync that no longer has it,
   cleared if it returns. A live row was, by definition, seen by the latest successful sync.
@@ -57,6 +57,9 @@ def _mirrored(
         sa.Column("changed_at", Timestamp, nullable=False),
         sa.Column("removed_at", Timestamp, nullable=True),
         *(sa.Index(f"ix_{name}_{column}", "instance", column) for column in indexes),
+        # Covers the sync's first question (which keys are live, with which hash), so a sync
+        # never reads the wide rows.
+        sa.Index(f"ix_{name}_live_hash", "instance", "removed_at", key, "content_hash"),
     )
     return MirroredTable(table, snapshot_field, key, types)
 

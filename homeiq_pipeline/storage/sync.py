@@ -9,23 +9,27 @@ Any error rolls the whole transaction back: the database stays as it was.
 
 from __future__ import annotations
 
-import hashlib
-import json
+import itertools
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+import xxhash
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..homeassistant.snapshot import Snapshot
 from .database import write_transaction
+from .encoding import canonical_json
 from .schema import MIRRORED_TABLES, MirroredTable, devices, entities, sync_runs
 
 DEFAULT_INSTANCE = "home"
 DEFAULT_MAX_REMOVED_SHARE = 0.5
 GUARDED_TABLES: tuple[MirroredTable, ...] = (devices, entities)
+WRITE_CHUNK = 2_000
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1  # SQL integers
 
 
 class StorageError(Exception):
@@ -83,7 +87,7 @@ class SyncResult:
 @dataclass
 class _TablePlan:
     spec: MirroredTable
-    upserts: list[dict[str, Any]]
+    upserts: list[tuple[dict[str, Any], str]]  # (entry, content hash) to insert or update
     removed_keys: list[str]
     counts: TableCounts
     live_before: int
@@ -142,51 +146,36 @@ def _plan(
     connection: sa.Connection, spec: MirroredTable, entries: Sequence[dict[str, Any]], instance: str, now: datetime
 ) -> _TablePlan:
     table, key = spec.table, spec.key
-    stored = {
-        row[0]: (row[1], row[2] is None)
-        for row in connection.execute(
-            sa.select(table.c[key], table.c.content_hash, table.c.removed_at).where(table.c.instance == instance)
+    # The live rows' keys and hashes (an index covers this query). A key missing here is new or
+    # returning from removal: both are written.
+    stored = dict(
+        _driver_rows(
+            connection,
+            sa.select(table.c[key], table.c.content_hash).where(
+                table.c.instance == instance, table.c.removed_at.is_(None)
+            ),
         )
-    }
-    validators = {name: _validator(kind) for name, kind in spec.fields.items()}
-    upserts: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    added = updated = unchanged = 0
-    for index, entry in enumerate(entries):
-        entry_key = entry.get(key)
-        if not isinstance(entry_key, str) or not entry_key:
-            raise UnexpectedPayload(f"{spec.name}: entry {index} has no {key!r} (got {entry_key!r})")
-        if entry_key in seen:
-            raise UnexpectedPayload(f"{spec.name}: {key} {entry_key!r} appears twice in one snapshot")
-        seen.add(entry_key)
-        raw = json.dumps(entry, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-        content_hash = hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
-        previous = stored.get(entry_key)
-        if previous is not None and previous == (content_hash, True):
-            unchanged += 1
-            continue
-        if previous is None or not previous[1]:
-            added += 1  # new, or back after being removed
-        else:
-            updated += 1
-        row = {"instance": instance, "raw": entry, "content_hash": content_hash, "changed_at": now}
-        for name, is_valid in validators.items():
-            value = entry.get(name)
-            if value is not None and not is_valid(value):
-                raise UnexpectedPayload(
-                    f"{spec.name}: {key} {entry_key!r}: field {name!r} is {type(value).__name__} "
-                    f"{_preview(value)}, expected {_type_name(spec.fields[name])}"
-                )
-            row[name] = value
-        upserts.append(row)
-    live_keys = [k for k, (_, live) in stored.items() if live]
-    removed = [k for k in live_keys if k not in seen]
+    )
+    keys = [entry.get(key) for entry in entries]
+    if not all(type(k) is str and k for k in keys):
+        index, bad = next((i, k) for i, k in enumerate(keys) if not (type(k) is str and k))
+        raise UnexpectedPayload(f"{spec.name}: entry {index} has no {key!r} (got {bad!r})")
+    present = set(keys)
+    if len(present) != len(keys):
+        twice = next(k for k, n in Counter(keys).items() if n > 1)
+        raise UnexpectedPayload(f"{spec.name}: {key} {twice!r} appears twice in one snapshot")
+    hashes = [xxhash.xxh3_128_hexdigest(canonical_json(entry)) for entry in entries]
+    upserts = [(entry, h) for entry, k, h in zip(entries, keys, hashes) if stored.get(k) != h]
+    added = sum(1 for entry, _ in upserts if entry[key] not in stored)  # new, or back from removal
+    removed = [k for k in stored if k not in present]
     return _TablePlan(
         spec,
         upserts,
         removed,
-        TableCounts(added=added, updated=updated, removed=len(removed), unchanged=unchanged),
-        live_before=len(live_keys),
+        TableCounts(
+            added=added, updated=len(upserts) - added, removed=len(removed), unchanged=len(entries) - len(upserts)
+        ),
+        live_before=len(stored),
     )
 
 
@@ -206,14 +195,7 @@ def _guard_against_data_loss(plans: Iterable[_TablePlan], max_share: float) -> N
 def _apply(connection: sa.Connection, plan: _TablePlan, instance: str, now: datetime) -> None:
     table, key = plan.spec.table, plan.spec.key
     if plan.upserts:
-        insert = _insert_for(connection)(table)
-        updatable = [c for c in plan.upserts[0] if c not in ("instance", key)]
-        statement = insert.on_conflict_do_update(
-            index_elements=[table.c.instance, table.c[key]],
-            set_={**{c: insert.excluded[c] for c in updatable}, "removed_at": None},
-        )
-        # first_seen only applies to inserts: the conflict branch above never touches it.
-        connection.execute(statement, [{**row, "first_seen": now, "removed_at": None} for row in plan.upserts])
+        _upsert(connection, plan, instance, now)
     if plan.removed_keys:
         connection.execute(
             sa.update(table)
@@ -221,6 +203,75 @@ def _apply(connection: sa.Connection, plan: _TablePlan, instance: str, now: date
             .values(removed_at=now),
             [{"removed_key": k} for k in plan.removed_keys],
         )
+
+
+def _upsert(connection: sa.Connection, plan: _TablePlan, instance: str, now: datetime) -> None:
+    """One `INSERT ... ON CONFLICT DO UPDATE`, executed for every added or updated row.
+
+    SQLAlchemy writes the SQL and converts the values (its types' bind processors); the rows go
+    straight to the driver's executemany, which halves the time of a large sync (measured:
+    bench/sync_bench.py) compared with SQLAlchemy assembling parameters row by row.
+    """
+    table, key, fields = plan.spec.table, plan.spec.key, list(plan.spec.fields)
+    columns = ["instance", *fields, "raw", "content_hash", "first_seen", "changed_at", "removed_at"]
+    insert = _insert_for(connection)(table)
+    statement = insert.on_conflict_do_update(
+        index_elements=[table.c.instance, table.c[key]],
+        # first_seen is left out: an update keeps the original; removed_at becomes NULL.
+        set_={c: insert.excluded[c] for c in columns if c not in ("instance", key, "first_seen")},
+    )
+    dialect = connection.dialect
+    compiled = statement.compile(dialect=dialect, column_keys=columns)
+    convert = {c: table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns}
+    stamp = _converted(convert["first_seen"], now)
+    constant = {"instance": instance, "first_seen": stamp, "changed_at": stamp, "removed_at": None}
+    # Positional drivers (sqlite3) take tuples in the statement's order; named ones take dicts.
+    order = list(compiled.positiontup or ()) if compiled.positional else columns
+    # Parameters are built a column at a time (a list per field, converted and type-checked in
+    # one pass each), and a chunk of rows at a time, so memory stays near one snapshot.
+    for start in range(0, len(plan.upserts), WRITE_CHUNK):
+        chunk = plan.upserts[start : start + WRITE_CHUNK]
+        entries = [entry for entry, _ in chunk]
+        values: dict[str, Iterable[Any]] = {name: itertools.repeat(value) for name, value in constant.items()}
+        values["content_hash"] = [content_hash for _, content_hash in chunk]
+        values["raw"] = _convert_all(convert["raw"], entries)
+        for name in fields:
+            column = [entry.get(name) for entry in entries]
+            # Type checks happen here, during the writes: a bad value still rolls back everything.
+            if not set(map(type, column)) <= _python_types(plan.spec.fields[name]) | {type(None)}:
+                raise _wrong_type(plan.spec, *entries)
+            values[name] = _convert_all(convert[name], column)
+        rows = list(zip(*(values[name] for name in order)))
+        try:
+            connection.exec_driver_sql(
+                compiled.string, rows if compiled.positional else [dict(zip(order, row)) for row in rows]
+            )
+        except OverflowError:  # the driver's word for an integer beyond 64 bits
+            raise _wrong_type(plan.spec, *entries) from None
+
+
+def _driver_rows(connection: sa.Connection, query: sa.Select[Any]) -> list[tuple[Any, ...]]:
+    """The driver's plain tuples for a query of plain columns: for 100,000 rows, building
+    SQLAlchemy Row objects takes longer than the query itself."""
+    compiled = query.compile(dialect=connection.dialect)
+    parameters = compiled.construct_params()
+    cursor = connection.connection.cursor()
+    try:
+        if compiled.positional:
+            cursor.execute(compiled.string, tuple(parameters[name] for name in compiled.positiontup or ()))
+        else:
+            cursor.execute(compiled.string, parameters)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+def _convert_all(convert: Callable[[Any], Any] | None, values: list[Any]) -> list[Any]:
+    return values if convert is None else list(map(convert, values))
+
+
+def _converted(convert: Callable[[Any], Any] | None, value: Any) -> Any:
+    return convert(value) if convert is not None else value
 
 
 def _insert_for(connection: sa.Connection) -> Callable[[sa.Table], Any]:
@@ -232,17 +283,36 @@ def _insert_for(connection: sa.Connection) -> Callable[[sa.Table], Any]:
     raise StorageError(f"unsupported database dialect {dialect!r}: use SQLite or PostgreSQL")
 
 
-def _validator(kind: sa.types.TypeEngine) -> Callable[[Any], bool]:
+_JSON_TYPES = frozenset({type(None), bool, int, float, str, list, dict})
+
+
+def _python_types(kind: sa.types.TypeEngine) -> frozenset[type]:
+    """The JSON value types a column accepts."""
     if isinstance(kind, sa.Boolean):
-        return lambda v: isinstance(v, bool)
+        return frozenset({bool})
     if isinstance(kind, sa.Integer):
-        # SQL integers are 64-bit.
-        return lambda v: isinstance(v, int) and not isinstance(v, bool) and -(2**63) <= v < 2**63
+        return frozenset({int})
     if isinstance(kind, sa.Float):
-        return lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+        return frozenset({int, float})
     if isinstance(kind, sa.String):  # Text too
-        return lambda v: isinstance(v, str)
-    return lambda v: True  # JSON holds anything HA sends
+        return frozenset({str})
+    return _JSON_TYPES
+
+
+def _wrong_type(spec: MirroredTable, *entries: dict[str, Any]) -> UnexpectedPayload:
+    """Name the first value that does not fit its column (slow: only runs when one exists)."""
+    for entry in entries:
+        for name, kind in spec.fields.items():
+            value = entry.get(name)
+            fits_type = value is None or type(value) in _python_types(kind)
+            too_big = type(value) is int and not _INT64_MIN <= value <= _INT64_MAX and not isinstance(kind, sa.JSON)
+            if not fits_type or too_big:
+                expected = _type_name(kind) if not fits_type else "a 64-bit integer"
+                return UnexpectedPayload(
+                    f"{spec.name}: {spec.key} {entry.get(spec.key)!r}: field {name!r} is "
+                    f"{type(value).__name__} {_preview(value)}, expected {expected}"
+                )
+    return UnexpectedPayload(f"{spec.name}: a value does not fit its column")
 
 
 def _type_name(kind: sa.types.TypeEngine) -> str:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-27 06:48:42.012485
+Create Date: 2026-11-27 07:15:23.502888
 
 """
 from typing import Sequence, Union
@@ -41,6 +41,9 @@ def upgrade() -> None:
     sa.Column('removed_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('instance', 'area_id')
     )
+    with op.batch_alter_table('ha_areas', schema=None) as batch_op:
+        batch_op.create_index('ix_ha_areas_live_hash', ['instance', 'removed_at', 'area_id', 'content_hash'], unique=False)
+
     op.create_table('ha_config_entries',
     sa.Column('instance', sa.String(length=100), nullable=False),
     sa.Column('entry_id', sa.String(length=255), nullable=False),
@@ -69,6 +72,9 @@ def upgrade() -> None:
     sa.Column('removed_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('instance', 'entry_id')
     )
+    with op.batch_alter_table('ha_config_entries', schema=None) as batch_op:
+        batch_op.create_index('ix_ha_config_entries_live_hash', ['instance', 'removed_at', 'entry_id', 'content_hash'], unique=False)
+
     op.create_table('ha_devices',
     sa.Column('instance', sa.String(length=100), nullable=False),
     sa.Column('id', sa.String(length=255), nullable=False),
@@ -102,6 +108,9 @@ def upgrade() -> None:
     sa.Column('removed_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('instance', 'id')
     )
+    with op.batch_alter_table('ha_devices', schema=None) as batch_op:
+        batch_op.create_index('ix_ha_devices_live_hash', ['instance', 'removed_at', 'id', 'content_hash'], unique=False)
+
     op.create_table('ha_entities',
     sa.Column('instance', sa.String(length=100), nullable=False),
     sa.Column('id', sa.String(length=255), nullable=False),
@@ -135,6 +144,7 @@ def upgrade() -> None:
     with op.batch_alter_table('ha_entities', schema=None) as batch_op:
         batch_op.create_index('ix_ha_entities_device_id', ['instance', 'device_id'], unique=False)
         batch_op.create_index('ix_ha_entities_entity_id', ['instance', 'entity_id'], unique=False)
+        batch_op.create_index('ix_ha_entities_live_hash', ['instance', 'removed_at', 'id', 'content_hash'], unique=False)
 
     op.create_table('ha_floors',
     sa.Column('instance', sa.String(length=100), nullable=False),
@@ -152,6 +162,9 @@ def upgrade() -> None:
     sa.Column('removed_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('instance', 'floor_id')
     )
+    with op.batch_alter_table('ha_floors', schema=None) as batch_op:
+        batch_op.create_index('ix_ha_floors_live_hash', ['instance', 'removed_at', 'floor_id', 'content_hash'], unique=False)
+
     op.create_table('ha_labels',
     sa.Column('instance', sa.String(length=100), nullable=False),
     sa.Column('label_id', sa.String(length=255), nullable=False),
@@ -168,6 +181,9 @@ def upgrade() -> None:
     sa.Column('removed_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('instance', 'label_id')
     )
+    with op.batch_alter_table('ha_labels', schema=None) as batch_op:
+        batch_op.create_index('ix_ha_labels_live_hash', ['instance', 'removed_at', 'label_id', 'content_hash'], unique=False)
+
     op.create_table('ha_states',
     sa.Column('instance', sa.String(length=100), nullable=False),
     sa.Column('entity_id', sa.String(length=255), nullable=False),
@@ -184,6 +200,9 @@ def upgrade() -> None:
     sa.Column('removed_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('instance', 'entity_id')
     )
+    with op.batch_alter_table('ha_states', schema=None) as batch_op:
+        batch_op.create_index('ix_ha_states_live_hash', ['instance', 'removed_at', 'entity_id', 'content_hash'], unique=False)
+
     op.create_table('ha_sync_runs',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('instance', sa.String(length=100), nullable=False),
@@ -209,15 +228,34 @@ def downgrade() -> None:
         batch_op.drop_index('ix_ha_sync_runs_instance')
 
     op.drop_table('ha_sync_runs')
+    with op.batch_alter_table('ha_states', schema=None) as batch_op:
+        batch_op.drop_index('ix_ha_states_live_hash')
+
     op.drop_table('ha_states')
+    with op.batch_alter_table('ha_labels', schema=None) as batch_op:
+        batch_op.drop_index('ix_ha_labels_live_hash')
+
     op.drop_table('ha_labels')
+    with op.batch_alter_table('ha_floors', schema=None) as batch_op:
+        batch_op.drop_index('ix_ha_floors_live_hash')
+
     op.drop_table('ha_floors')
     with op.batch_alter_table('ha_entities', schema=None) as batch_op:
+        batch_op.drop_index('ix_ha_entities_live_hash')
         batch_op.drop_index('ix_ha_entities_entity_id')
         batch_op.drop_index('ix_ha_entities_device_id')
 
     op.drop_table('ha_entities')
+    with op.batch_alter_table('ha_devices', schema=None) as batch_op:
+        batch_op.drop_index('ix_ha_devices_live_hash')
+
     op.drop_table('ha_devices')
+    with op.batch_alter_table('ha_config_entries', schema=None) as batch_op:
+        batch_op.drop_index('ix_ha_config_entries_live_hash')
+
     op.drop_table('ha_config_entries')
+    with op.batch_alter_table('ha_areas', schema=None) as batch_op:
+        batch_op.drop_index('ix_ha_areas_live_hash')
+
     op.drop_table('ha_areas')
     # ### end Alembic commands ###
