@@ -1,9 +1,10 @@
 # Two commands matter: `make sync` (one sync of your Home Assistant) and `make test`.
+# `make demo` syncs the labelled demo instead of a real Home Assistant.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install sync status test bench
+.PHONY: install sync demo status test bench
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -14,6 +15,9 @@ $(VENV)/.installed: pyproject.toml
 
 sync: install
 	$(BIN)/homeiq-pipeline sync
+
+demo: install
+	$(BIN)/homeiq-pipeline demo
 
 status: install
 	$(BIN)/homeiq-pipeline status

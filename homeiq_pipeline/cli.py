@@ -67,6 +67,11 @@ def _parser() -> argparse.ArgumentParser:
     sync.add_argument("--max-removed-share", type=float, default=storage.DEFAULT_MAX_REMOVED_SHARE,
                       help="share of devices or entities a sync may remove without --force (default 0.5)")
 
+    commands.add_parser(
+        "demo",
+        help="sync a labelled DEMO Home Assistant (recorded demo data, not a real home) into data/demo.db",
+    )
+
     status = commands.add_parser("status", help="show the last sync runs and row counts")
     status.add_argument("--runs", type=int, default=5, help="how many sync runs to show")
     return parser
@@ -76,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return _sync(args) if args.command == "sync" else _status(args)
+        return {"sync": _sync, "demo": _demo, "status": _status}[args.command](args)
     except (sa.exc.SQLAlchemyError, OSError) as exc:  # HA's errors are all handled in _sync
         cause = getattr(exc, "orig", None) or exc
         return _fail(EXIT_DATABASE, f"database error at {storage.safe_url(args.db_url)}: {cause}")
@@ -101,6 +106,30 @@ def _sync(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         return _fail(EXIT_CONFIG, str(exc))
+    return _sync_from(client, args.db_url, args.instance, force=args.force, max_removed_share=args.max_removed_share)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """One sync from the demo server, into a database of its own so demo rows never mix with real ones."""
+    from .demo.server import DEMO_TOKEN, demo_home_assistant
+
+    db_url = os.environ.get("HOMEIQ_DEMO_DB_URL") or storage.default_database_url().replace("homeiq.db", "demo.db")
+    print("Starting the DEMO Home Assistant: recorded demo data, not a real home.")
+    with demo_home_assistant() as server:
+        code = _sync_from(ha.HomeAssistantClient(server.url, DEMO_TOKEN), db_url, "demo")
+    if code == EXIT_OK:
+        print(f"\nTry: homeiq-pipeline --db-url {db_url} --instance demo status")
+    return code
+
+
+def _sync_from(
+    client: ha.HomeAssistantClient,
+    db_url: str,
+    instance: str,
+    *,
+    force: bool = False,
+    max_removed_share: float = storage.DEFAULT_MAX_REMOVED_SHARE,
+) -> int:
     started = time.monotonic()
     try:
         with client:
@@ -111,10 +140,10 @@ def _sync(args: argparse.Namespace) -> int:
         return _fail(EXIT_AUTH, f"{exc}. Nothing was written.")
     except ha.HomeAssistantError as exc:
         return _fail(EXIT_HA_ERROR, f"{exc}. Nothing was written.")
-    engine = storage.open_database(args.db_url)
+    engine = storage.open_database(db_url)
     try:
         result = storage.sync_snapshot(
-            engine, snapshot, instance=args.instance, force=args.force, max_removed_share=args.max_removed_share
+            engine, snapshot, instance=instance, force=force, max_removed_share=max_removed_share
         )
     except storage.StorageError as exc:
         return _fail(EXIT_REFUSED, f"{exc}. Nothing was written.")
@@ -122,7 +151,7 @@ def _sync(args: argparse.Namespace) -> int:
         engine.dispose()
     print(
         f"Synced Home Assistant {result.ha_version} ({result.location_name or 'unnamed'}) into "
-        f"{storage.safe_url(args.db_url)} as instance {result.instance!r}: run {result.run_id}, "
+        f"{storage.safe_url(db_url)} as instance {result.instance!r}: run {result.run_id}, "
         f"{time.monotonic() - started:.2f} s"
     )
     _print_table(

@@ -135,3 +135,15 @@ def test_an_unusable_database_is_named(fake_ha: FakeHomeAssistant, run_cli, tmp_
     code, _, err = run_cli("--db-url", f"sqlite:///{blocker}/sub/mirror.db", "status")
     assert code == cli.EXIT_DATABASE
     assert err.startswith("homeiq-pipeline: database error at sqlite:///") and "Not a directory" in err
+
+
+def test_demo_is_labelled_and_kept_apart_from_real_data(run_cli, monkeypatch: pytest.MonkeyPatch, tmp_path, db_url: str) -> None:
+    demo_db = f"sqlite:///{tmp_path / 'demo.db'}"
+    monkeypatch.setenv("HOMEIQ_DEMO_DB_URL", demo_db)
+    code, out, _ = run_cli("demo")
+    assert code == cli.EXIT_OK
+    assert "DEMO - recorded Home Assistant demo data, not a real home" in out
+    code, out, _ = run_cli("--db-url", demo_db, "--instance", "demo", "status")
+    assert any(line.split()[:2] == ["ha_config_entries", "4"] for line in out.splitlines())
+    code, out, _ = run_cli("status")  # the real mirror saw nothing of it
+    assert "No sync has run yet" in out

@@ -22,6 +22,15 @@ from websockets.http11 import Request, Response
 from websockets.sync.server import Server, ServerConnection, serve
 
 RECORDING = "ha-2025.4.4.json"
+DEMO_LOCATION_NAME = "DEMO - recorded Home Assistant demo data, not a real home"
+DEMO_TOKEN = "demo-token-not-a-secret"
+
+
+def demo_home_assistant(port: int = 0) -> FakeHomeAssistant:
+    """The labelled demo: the recording served with a location name that says it is a demo."""
+    server = FakeHomeAssistant(token=DEMO_TOKEN, port=port)
+    server.results["get_config"]["location_name"] = DEMO_LOCATION_NAME
+    return server
 
 
 def load_recording(name: str = RECORDING) -> dict[str, Any]:
