@@ -41,7 +41,8 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
-import websocket  # websocket-client
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from homeiq_pipeline.homeassistant import CannotConnect, HomeAssistantClient, RequestTimeout  # noqa: E402
 
 HA_VERSION = "2025.4.4"
 DEFAULT_VENV = Path.home() / ".cache" / "homeiq" / "ha-venv"
@@ -83,7 +84,7 @@ CORE_NETWORK = {
     "data": {"configured_adapters": ["lo"]},
 }
 
-WS_TIMEOUT = 60.0  # seconds per websocket receive; large homes send 20 MB frames
+WS_TIMEOUT = 60.0  # seconds per answer; large homes send 20 MB frames
 TOKEN_FILE = ".homeiq_token"
 MARKER_FILE = "homeiq-installed.json"
 OWNER = {"name": "HomeIQ Test", "username": "homeiq", "password": "homeiq-test-password"}
@@ -91,15 +92,6 @@ OWNER = {"name": "HomeIQ Test", "username": "homeiq", "password": "homeiq-test-p
 
 class HomeAssistantError(RuntimeError):
     """A real Home Assistant did not do what was asked."""
-
-
-class CommandError(HomeAssistantError):
-    """A websocket command answered ``success: false``."""
-
-    def __init__(self, command: str, code: str, message: str) -> None:
-        super().__init__(f"{command} failed: {code}: {message}")
-        self.code = code
-        self.message = message
 
 
 # --------------------------------------------------------------------------- venv
@@ -208,44 +200,11 @@ def free_port() -> int:
 # --------------------------------------------------------------------------- websocket
 
 
-def ws_url(url: str) -> str:
-    """``http://host:port`` -> ``ws://host:port/api/websocket``."""
-    return url.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + "/api/websocket"
-
-
-def _receive(conn: websocket.WebSocket) -> list[dict[str, Any]]:
-    """One frame as a list of messages (HA may coalesce several into a JSON array)."""
-    data = json.loads(conn.recv())
-    return data if isinstance(data, list) else [data]
-
-
-def _authenticate(conn: websocket.WebSocket, token: str) -> None:
-    """Answer ``auth_required``; raise on ``auth_invalid`` (never retry: HA bans IPs)."""
-    first = _receive(conn)[0]
-    if first.get("type") != "auth_required":
-        raise HomeAssistantError(f"expected auth_required, got {first.get('type')!r}")
-    conn.send(json.dumps({"type": "auth", "access_token": token}))
-    reply = _receive(conn)[0]
-    if reply.get("type") != "auth_ok":
-        raise HomeAssistantError(f"websocket auth failed: {reply.get('message', reply)}")
-
-
 def ws_command(url: str, token: str, type: str, **payload: Any) -> Any:
-    """Open a websocket, authenticate, send one command (id 1) and return its ``result``."""
-    conn = websocket.create_connection(ws_url(url), timeout=WS_TIMEOUT)
-    try:
-        _authenticate(conn, token)
-        conn.send(json.dumps({"id": 1, "type": type, **payload}))
-        while True:
-            for msg in _receive(conn):
-                if msg.get("id") != 1 or msg.get("type") != "result":
-                    continue  # e.g. an event; not our answer
-                if not msg.get("success"):
-                    error = msg.get("error") or {}
-                    raise CommandError(type, error.get("code", "?"), error.get("message", ""))
-                return msg.get("result")
-    finally:
-        conn.close()
+    """Open a connection (the project's own client), send one command and return its ``result``;
+    raises ``CommandFailed`` with HA's code and message on ``success: false``."""
+    with HomeAssistantClient(url, token, timeout=WS_TIMEOUT) as client:
+        return client.command(type, **payload)
 
 
 # --------------------------------------------------------------------------- REST (onboarding)
@@ -413,7 +372,7 @@ class RealHomeAssistant:
         """True once ``get_config`` answers with ``state == "RUNNING"``."""
         try:
             config = ws_command(url, self.token, "get_config")
-        except (OSError, websocket.WebSocketException):
+        except (CannotConnect, RequestTimeout):
             return False  # not listening yet, or the websocket view is not registered yet
         return bool(config.get("state") == "RUNNING")
 

@@ -12,40 +12,10 @@ from homeiq_pipeline import storage
 from homeiq_pipeline.storage import sync as storage_sync
 from homeiq_pipeline.demo.server import FakeHomeAssistant
 from homeiq_pipeline.homeassistant import LIST_COMMANDS
-from homeiq_pipeline.storage.schema import MIRRORED_TABLES, MirroredTable, devices, entities, states
+from homeiq_pipeline.storage.schema import MIRRORED_TABLES, devices, entities, states
 
 from .conftest import fetch, sync
-
-BY_FIELD = {spec.snapshot_field: spec for spec in MIRRORED_TABLES}
-
-
-def live_rows(engine: sa.Engine, spec: MirroredTable, instance: str = "home") -> dict[str, dict[str, Any]]:
-    table = spec.table
-    with engine.connect() as connection:
-        rows = connection.execute(
-            sa.select(table).where(table.c.instance == instance, table.c.removed_at.is_(None))
-        ).mappings()
-        return {row[spec.key]: dict(row) for row in rows}
-
-
-def all_rows(engine: sa.Engine, spec: MirroredTable) -> list[dict[str, Any]]:
-    with engine.connect() as connection:
-        return [dict(row) for row in connection.execute(sa.select(spec.table)).mappings()]
-
-
-def assert_mirror_equals_ha(engine: sa.Engine, results: dict[str, Any]) -> None:
-    """Every entry HA lists is live with HA's values, field by field; nothing else is live."""
-    for snapshot_field, command in LIST_COMMANDS.items():
-        spec = BY_FIELD[snapshot_field]
-        entries = {entry[spec.key]: entry for entry in results[command]}
-        rows = live_rows(engine, spec)
-        assert rows.keys() == entries.keys(), spec.name
-        for key, entry in entries.items():
-            row = rows[key]
-            assert row["raw"] == entry, (spec.name, key)
-            for field in spec.fields:
-                assert row[field] == entry.get(field), (spec.name, key, field)
-
+from .mirror_checks import BY_FIELD, all_rows, assert_mirror_equals_ha, live_rows
 
 def mutate(server: FakeHomeAssistant, command: str, change: Any) -> None:
     with server.lock:
