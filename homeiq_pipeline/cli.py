@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 
 from . import homeassistant as ha
-from . import storage
+from . import settings, storage
 from .storage.queries import recent_sync_runs, row_counts
 
 # Exit codes, so scripts can tell a transient failure from one that needs a person.
@@ -30,38 +30,31 @@ EXIT_DATABASE = 7  # the database could not be opened or written
 log = logging.getLogger("homeiq_pipeline")
 
 
-def _env_flag(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in ("1", "true", "yes", "on")
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="homeiq-pipeline", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     parser.add_argument(
         "--db-url",
-        default=os.environ.get("HOMEIQ_DB_URL") or storage.default_database_url(),
+        default=settings.database_url(),
         help="SQLAlchemy URL of the mirror (env HOMEIQ_DB_URL; default: data/homeiq.db under HOMEIQ_DATA_DIR)",
     )
     parser.add_argument(
         "--instance",
-        default=os.environ.get("HOMEIQ_INSTANCE") or storage.DEFAULT_INSTANCE,
+        default=settings.instance(),
         help="name of this Home Assistant in the mirror (env HOMEIQ_INSTANCE; default: home)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
     sync = commands.add_parser("sync", help="take one snapshot of Home Assistant and store it")
     sync.add_argument("--ha-url", default=os.environ.get("HA_URL"), help="e.g. http://homeassistant.local:8123 (env HA_URL)")
-    sync.add_argument("--timeout", type=float, default=float(os.environ.get("HA_TIMEOUT") or ha.DEFAULT_TIMEOUT),
+    sync.add_argument("--timeout", type=float, default=settings.ha_timeout(),
                       help="seconds to wait for each answer (env HA_TIMEOUT; default 30)")
     sync.add_argument("--max-frame-mb", type=float,
-                      default=float(os.environ.get("HA_MAX_FRAME_MB") or ha.DEFAULT_MAX_FRAME_SIZE / 2**20),
+                      default=settings.ha_max_frame_mb(),
                       help="largest websocket frame accepted, MiB (env HA_MAX_FRAME_MB; default 64)")
-    sync.add_argument("--ca-bundle", default=os.environ.get("HA_CA_BUNDLE"),
+    sync.add_argument("--ca-bundle", default=settings.ha_ca_bundle(),
                       help="CA file to verify HA's TLS certificate (env HA_CA_BUNDLE)")
-    sync.add_argument("--insecure", action="store_true", default=not _env_flag("HA_VERIFY_TLS", True),
+    sync.add_argument("--insecure", action="store_true", default=not settings.ha_verify_tls(),
                       help="do NOT verify HA's TLS certificate (env HA_VERIFY_TLS=false); logs a warning")
     sync.add_argument("--force", action="store_true", help="store the snapshot even if it removes most devices or entities")
     sync.add_argument("--max-removed-share", type=float, default=storage.DEFAULT_MAX_REMOVED_SHARE,

@@ -6,7 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .schema import MIRRORED_TABLES, sync_runs
+from .schema import MIRRORED_BY_NAME, MIRRORED_TABLES, areas, devices, entities, sync_runs
 
 
 def row_counts(connection: sa.Connection, instance: str) -> dict[str, dict[str, int]]:
@@ -30,3 +30,63 @@ def recent_sync_runs(connection: sa.Connection, instance: str, limit: int = 5) -
         sa.select(sync_runs).where(sync_runs.c.instance == instance).order_by(sync_runs.c.id.desc()).limit(limit)
     )
     return [dict(row._mapping) for row in rows]
+
+
+# The columns a person looks at first, per table (for previews).
+PREVIEW_COLUMNS: dict[str, tuple[str, ...]] = {
+    "ha_devices": ("id", "name_by_user", "name", "manufacturer", "model", "area_id", "disabled_by"),
+    "ha_entities": ("entity_id", "platform", "device_id", "area_id", "disabled_by", "hidden_by"),
+    "ha_areas": ("area_id", "name", "floor_id"),
+    "ha_floors": ("floor_id", "name", "level"),
+    "ha_labels": ("label_id", "name", "color", "description"),
+    "ha_config_entries": ("entry_id", "domain", "title", "state", "source", "disabled_by"),
+    "ha_states": ("entity_id", "state", "last_changed"),
+}
+
+
+def preview_rows(connection: sa.Connection, table_name: str, instance: str, limit: int = 10) -> list[dict[str, Any]]:
+    """The first live rows of a table (ordered by key), with its preview columns."""
+    spec = MIRRORED_BY_NAME[table_name]
+    table = spec.table
+    columns = [table.c[name] for name in PREVIEW_COLUMNS[table_name]]
+    rows = connection.execute(
+        sa.select(*columns)
+        .where(table.c.instance == instance, table.c.removed_at.is_(None))
+        .order_by(table.c[spec.key])
+        .limit(limit)
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+def dangling_entity_references(connection: sa.Connection, instance: str) -> dict[str, list[str]]:
+    """Live entities whose device_id or area_id names no live device or area: {column: [entity_id]}."""
+    entity = entities.table
+    found: dict[str, list[str]] = {}
+    for column, target in ((entity.c.device_id, devices), (entity.c.area_id, areas)):
+        live_targets = sa.select(target.table.c[target.key]).where(
+            target.table.c.instance == instance, target.table.c.removed_at.is_(None)
+        )
+        rows = connection.execute(
+            sa.select(entity.c.entity_id)
+            .where(
+                entity.c.instance == instance,
+                entity.c.removed_at.is_(None),
+                column.is_not(None),
+                column.not_in(live_targets),
+            )
+            .order_by(entity.c.entity_id)
+        )
+        found[column.name] = [row[0] for row in rows]
+    return found
+
+
+def duplicate_live_entity_ids(connection: sa.Connection, instance: str) -> list[str]:
+    """entity_ids held by more than one live entity registry row."""
+    entity = entities.table
+    rows = connection.execute(
+        sa.select(entity.c.entity_id)
+        .where(entity.c.instance == instance, entity.c.removed_at.is_(None))
+        .group_by(entity.c.entity_id)
+        .having(sa.func.count() > 1)
+    )
+    return [row[0] for row in rows]

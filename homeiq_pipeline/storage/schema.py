@@ -203,6 +203,7 @@ states = _mirrored(
 )
 
 MIRRORED_TABLES: tuple[MirroredTable, ...] = (devices, entities, areas, floors, labels, config_entries, states)
+MIRRORED_BY_NAME: dict[str, MirroredTable] = {spec.name: spec for spec in MIRRORED_TABLES}
 
 sync_runs = sa.Table(
     "ha_sync_runs",

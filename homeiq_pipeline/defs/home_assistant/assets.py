@@ -1,0 +1,121 @@
+"""The registry assets: one per mirrored table, all produced from ONE snapshot per run, so every
+run stores one consistent picture of Home Assistant."""
+
+
+import time
+
+import dagster as dg
+import pandas as pd
+
+from ... import storage
+from ...homeassistant import (
+    AuthenticationFailed,
+    CannotConnect,
+    HomeAssistantError,
+    HomeAssistantStarting,
+    RequestTimeout,
+    fetch_snapshot,
+)
+from ...storage.queries import preview_rows
+from ...storage.schema import MIRRORED_TABLES, MirroredTable
+from ..resources import HomeAssistantResource, MirrorDatabase, mirror_kind
+
+GROUP = "home_assistant"
+POOL = "home_assistant"  # one sync at a time writes the mirror
+
+DESCRIPTIONS = {
+    "ha_devices": "Home Assistant's device registry (config/device_registry/list), keyed by device id.",
+    "ha_entities": "Home Assistant's entity registry (config/entity_registry/list), keyed by the "
+    "registry's stable id: a renamed entity_id updates the same row.",
+    "ha_areas": "Home Assistant's areas (config/area_registry/list).",
+    "ha_floors": "Home Assistant's floors (config/floor_registry/list).",
+    "ha_labels": "Home Assistant's labels (config/label_registry/list).",
+    "ha_config_entries": "Home Assistant's integrations: its config entries (config_entries/get), "
+    "with their state (loaded, setup_error, ...).",
+    "ha_states": "The current state of every entity (get_states), keyed by entity_id.",
+}
+
+# Connection trouble is often brief (HA restarting): retry with growing pauses. Errors a retry
+# cannot fix (a rejected token, a refused snapshot) are raised with allow_retries=False.
+RETRY = dg.RetryPolicy(max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
+
+class SyncConfig(dg.Config):
+    force: bool = False
+    """Store the snapshot even if it would mark most devices or entities as removed."""
+
+
+def _column_schema(spec: MirroredTable) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[dg.TableColumn(column.name, str(column.type).lower()) for column in spec.table.columns]
+    )
+
+
+def _asset_spec(spec: MirroredTable) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        key=spec.name,
+        group_name=GROUP,
+        description=DESCRIPTIONS[spec.name],
+        kinds={"homeassistant", mirror_kind()},
+        metadata={"dagster/table_name": spec.name, "dagster/column_schema": _column_schema(spec)},
+    )
+
+
+@dg.multi_asset(
+    name="home_assistant_mirror",
+    specs=[_asset_spec(spec) for spec in MIRRORED_TABLES],
+    pool=POOL,
+    retry_policy=RETRY,
+    description="Fetch one snapshot of Home Assistant over its websocket API and store it in the "
+    "mirror in one transaction.",
+)
+def home_assistant_mirror(
+    context: dg.AssetExecutionContext, config: SyncConfig, home_assistant: HomeAssistantResource, mirror: MirrorDatabase
+):
+    started = time.monotonic()
+    try:
+        with home_assistant.client() as client:
+            snapshot = fetch_snapshot(client)
+    except AuthenticationFailed as exc:
+        raise dg.Failure(str(exc), metadata={"cause": "authentication failed"}, allow_retries=False) from None
+    except (CannotConnect, RequestTimeout, HomeAssistantStarting) as exc:
+        raise dg.Failure(str(exc), metadata={"cause": "unavailable"}) from None  # retried
+    except HomeAssistantError as exc:
+        raise dg.Failure(str(exc), metadata={"cause": "unusable answer"}, allow_retries=False) from None
+    try:
+        result = storage.sync_snapshot(mirror.engine, snapshot, instance=home_assistant.instance, force=config.force)
+    except storage.DataLossRefused as exc:
+        raise dg.Failure(
+            f"{exc} (in Dagster: launch the job with config force: true)",
+            metadata={"cause": "data-loss guard"},
+            allow_retries=False,
+        ) from None
+    except storage.StorageError as exc:
+        raise dg.Failure(str(exc), metadata={"cause": "refused"}, allow_retries=False) from None
+    seconds = time.monotonic() - started
+    context.log.info(
+        f"synced Home Assistant {result.ha_version} ({result.location_name}) as sync run {result.run_id} "
+        f"in {seconds:.2f} s: {result.rows_written} rows written"
+    )
+    with mirror.engine.connect() as connection:
+        for spec in MIRRORED_TABLES:
+            counts = result.counts[spec.name]
+            preview = pd.DataFrame(preview_rows(connection, spec.name, home_assistant.instance))
+            yield dg.MaterializeResult(
+                asset_key=spec.name,
+                metadata={
+                    "dagster/row_count": counts.live,
+                    "added": counts.added,
+                    "updated": counts.updated,
+                    "removed": counts.removed,
+                    "unchanged": counts.unchanged,
+                    "ha_version": result.ha_version,
+                    "ha_location_name": result.location_name or "",
+                    "instance": result.instance,
+                    "sync_run_id": result.run_id,
+                    "duration_seconds": round(seconds, 3),
+                    "preview": dg.MetadataValue.md(
+                        preview.to_markdown(index=False) if not preview.empty else "_no live rows_"
+                    ),
+                },
+            )

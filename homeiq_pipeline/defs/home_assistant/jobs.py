@@ -1,0 +1,25 @@
+"""The sync job, and the job that checks freshness on its own."""
+
+import dagster as dg
+
+from ... import settings
+from .assets import GROUP
+from .checks import mirror_is_fresh
+
+# One sync per home at a time: dagster.yaml limits runs by this tag (one per unique value).
+SYNC_TAG = "homeiq/sync"
+
+sync_home_assistant = dg.define_asset_job(
+    "sync_home_assistant",
+    selection=dg.AssetSelection.groups(GROUP),
+    description="Take one snapshot of Home Assistant and store it in the mirror.",
+    executor_def=dg.in_process_executor,  # one step: a process per step would only add seconds
+    tags={SYNC_TAG: settings.instance()},
+)
+
+check_mirror_freshness = dg.define_asset_job(
+    "check_mirror_freshness",
+    selection=dg.AssetSelection.checks(mirror_is_fresh),
+    description="Check that the mirror's last sync is recent, without syncing.",
+    executor_def=dg.in_process_executor,
+)
