@@ -1,10 +1,10 @@
-# Two commands matter: `make sync` (one sync of your Home Assistant) and `make test`.
-# `make demo` syncs the labelled demo instead of a real Home Assistant.
+# Two commands matter: `make run` (Dagster UI + daemon; syncs your Home Assistant) and `make test`.
+# `make demo` does the same against the labelled demo Home Assistant; `make sync` syncs once, no Dagster.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install sync demo status test bench
+.PHONY: install run demo sync status test bench
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -13,11 +13,14 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-sync: install
-	$(BIN)/homeiq-pipeline sync
+run: install
+	$(BIN)/homeiq-pipeline run
 
 demo: install
-	$(BIN)/homeiq-pipeline demo
+	$(BIN)/homeiq-pipeline run --demo
+
+sync: install
+	$(BIN)/homeiq-pipeline sync
 
 status: install
 	$(BIN)/homeiq-pipeline status

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 
 from . import homeassistant as ha
-from . import settings, storage
+from . import launcher, settings, storage
 from .storage.queries import recent_sync_runs, row_counts
 
 # Exit codes, so scripts can tell a transient failure from one that needs a person.
@@ -60,10 +60,14 @@ def _parser() -> argparse.ArgumentParser:
     sync.add_argument("--max-removed-share", type=float, default=storage.DEFAULT_MAX_REMOVED_SHARE,
                       help="share of devices or entities a sync may remove without --force (default 0.5)")
 
-    commands.add_parser(
-        "demo",
-        help="sync a labelled DEMO Home Assistant (recorded demo data, not a real home) into data/demo.db",
-    )
+    sync.add_argument("--demo", action="store_true",
+                      help="sync the labelled DEMO Home Assistant (recorded demo data, not a real home) into data/demo.db")
+
+    run = commands.add_parser("run", help="start the Dagster UI and daemon; the reconnect sensor syncs within a minute")
+    run.add_argument("--demo", action="store_true",
+                     help="start the labelled DEMO Home Assistant first and point everything at it")
+    run.add_argument("--host", default="127.0.0.1", help="address of the Dagster UI (default 127.0.0.1)")
+    run.add_argument("--port", type=int, default=3000, help="port of the Dagster UI (default 3000)")
 
     status = commands.add_parser("status", help="show the last sync runs and row counts")
     status.add_argument("--runs", type=int, default=5, help="how many sync runs to show")
@@ -74,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return {"sync": _sync, "demo": _demo, "status": _status}[args.command](args)
+        return {"sync": _sync, "run": _run, "status": _status}[args.command](args)
     except (sa.exc.SQLAlchemyError, OSError) as exc:  # HA's errors are all handled in _sync
         cause = getattr(exc, "orig", None) or exc
         return _fail(EXIT_DATABASE, f"database error at {storage.safe_url(args.db_url)}: {cause}")
@@ -88,6 +92,8 @@ def _fail(code: int, message: str) -> int:
 
 
 def _sync(args: argparse.Namespace) -> int:
+    if args.demo:
+        return _demo_sync(args)
     token = os.environ.get("HA_TOKEN")
     if not args.ha_url or not token:
         missing = " and ".join(n for n, v in (("HA_URL", args.ha_url), ("HA_TOKEN", token)) if not v)
@@ -102,17 +108,34 @@ def _sync(args: argparse.Namespace) -> int:
     return _sync_from(client, args.db_url, args.instance, force=args.force, max_removed_share=args.max_removed_share)
 
 
-def _demo(args: argparse.Namespace) -> int:
+def _demo_sync(args: argparse.Namespace) -> int:
     """One sync from the demo server, into a database of its own so demo rows never mix with real ones."""
     from .demo.server import DEMO_TOKEN, demo_home_assistant
 
-    db_url = os.environ.get("HOMEIQ_DEMO_DB_URL") or storage.default_database_url().replace("homeiq.db", "demo.db")
     print("Starting the DEMO Home Assistant: recorded demo data, not a real home.")
     with demo_home_assistant() as server:
-        code = _sync_from(ha.HomeAssistantClient(server.url, DEMO_TOKEN), db_url, "demo")
+        env = launcher.demo_environment(server.url, DEMO_TOKEN)
+        code = _sync_from(ha.HomeAssistantClient(server.url, DEMO_TOKEN), env["HOMEIQ_DB_URL"], env["HOMEIQ_INSTANCE"])
     if code == EXIT_OK:
-        print(f"\nTry: homeiq-pipeline --db-url {db_url} --instance demo status")
+        print(f"\nTry: homeiq-pipeline --db-url {env['HOMEIQ_DB_URL']} --instance demo status")
     return code
+
+
+def _run(args: argparse.Namespace) -> int:
+    if not args.demo:
+        missing = [name for name in ("HA_URL", "HA_TOKEN") if not os.environ.get(name)]
+        if missing:
+            return _fail(
+                EXIT_CONFIG,
+                f"{' and '.join(missing)} not set: export HA_URL=http://your-ha:8123 and HA_TOKEN=<a long-lived "
+                "access token>, or try the labelled demo with `homeiq-pipeline run --demo` (make demo)",
+            )
+        return launcher.run_dagster({}, args.host, args.port)
+    from .demo.server import DEMO_LOCATION_NAME, DEMO_TOKEN, demo_home_assistant
+
+    with demo_home_assistant() as server:
+        print(f"DEMO Home Assistant at {server.url}: {DEMO_LOCATION_NAME}", flush=True)
+        return launcher.run_dagster(launcher.demo_environment(server.url, DEMO_TOKEN), args.host, args.port)
 
 
 def _sync_from(

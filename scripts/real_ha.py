@@ -5,7 +5,7 @@ its own venv (the project itself runs on 3.11). HA normally installs integration
 from the network at start-up; here they are pre-installed and HA is started with
 ``UV_OFFLINE=1 PIP_NO_INDEX=1`` so it cannot download anything. The configuration loads the
 ``demo`` and ``kitchen_sink`` integrations (a populated, fully offline house) and binds only to
-127.0.0.1.
+127.0.0.1. The venv lives in ``$HOMEIQ_HA_VENV`` (default ``~/.cache/homeiq/ha-venv``).
 
 Library use::
 
@@ -45,7 +45,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from homeiq_pipeline.homeassistant import CannotConnect, HomeAssistantClient, RequestTimeout  # noqa: E402
 
 HA_VERSION = "2025.4.4"
-DEFAULT_VENV = Path.home() / ".cache" / "homeiq" / "ha-venv"
+VENV_ENV = "HOMEIQ_HA_VENV"  # CI points this at a fresh directory; users keep the cached default
+
+
+def default_venv() -> Path:
+    """The HA venv directory: ``$HOMEIQ_HA_VENV``, else ``~/.cache/homeiq/ha-venv``."""
+    return Path(os.environ.get(VENV_ENV) or Path.home() / ".cache" / "homeiq" / "ha-venv")
+
+
+DEFAULT_VENV = default_venv()
 
 # Requirements HA would otherwise try to download at start-up with the configuration written by
 # write_config(). Found empirically (HA's log: "Unable to install package ..."); versions are
@@ -289,8 +297,12 @@ class RealHomeAssistant:
         """True while the ``hass`` process we started has not exited."""
         return self._proc is not None and self._proc.poll() is None
 
-    def start(self, timeout: float = 120) -> None:
-        """Start ``hass`` and return once ``get_config`` says RUNNING."""
+    def start(self, timeout: float = 120, *, wait: bool = True) -> None:
+        """Start ``hass`` and return once ``get_config`` says RUNNING.
+
+        ``wait=False`` returns right after spawning (tests that watch HA start up); it needs a
+        config dir that already has its token, since onboarding has to wait for HA anyway.
+        """
         if self._proc is not None:
             raise HomeAssistantError("already started")
         if not (self.config_dir / "configuration.yaml").is_file():
@@ -300,7 +312,14 @@ class RealHomeAssistant:
                 f"{self.config_dir} is already onboarded but {TOKEN_FILE} is missing; "
                 "use a fresh config dir"
             )
+        if not wait and not self.token_file.is_file():
+            raise HomeAssistantError("start(wait=False) needs a config dir that has its token")
         self._spawn()
+        if wait:
+            self.wait_until_running(timeout)
+
+    def wait_until_running(self, timeout: float = 120) -> None:
+        """Onboard if needed, then wait for RUNNING; stop HA and raise (with its log) on failure."""
         deadline = time.monotonic() + timeout
         try:
             if not self.token_file.is_file():
@@ -310,6 +329,13 @@ class RealHomeAssistant:
         except BaseException:
             self.stop()
             raise
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines of ``hass.out`` (HA's own log), for error messages."""
+        log = self.config_dir / "hass.out"
+        if not log.is_file():
+            return f"({log} does not exist)"
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self, timeout: float = 30) -> None:
         """SIGTERM the ``hass`` process we started; SIGKILL it if it has not exited in time."""
@@ -362,10 +388,14 @@ class RealHomeAssistant:
             if self._proc is None or self._proc.poll() is not None:
                 code = self._proc.returncode if self._proc else None
                 raise HomeAssistantError(
-                    f"hass exited (code {code}) before {what}; see {self.config_dir}/hass.out"
+                    f"hass exited (code {code}) before {what}; last lines of "
+                    f"{self.config_dir}/hass.out:\n{self.log_tail()}"
                 )
             if time.monotonic() > deadline:
-                raise HomeAssistantError(f"timed out waiting for {what} at {self.url}")
+                raise HomeAssistantError(
+                    f"timed out waiting for {what} at {self.url}; last lines of "
+                    f"{self.config_dir}/hass.out:\n{self.log_tail()}"
+                )
             time.sleep(0.2)
 
     def _is_running(self, url: str) -> bool:

@@ -140,7 +140,7 @@ def test_an_unusable_database_is_named(fake_ha: FakeHomeAssistant, run_cli, tmp_
 def test_demo_is_labelled_and_kept_apart_from_real_data(run_cli, monkeypatch: pytest.MonkeyPatch, tmp_path, db_url: str) -> None:
     demo_db = f"sqlite:///{tmp_path / 'demo.db'}"
     monkeypatch.setenv("HOMEIQ_DEMO_DB_URL", demo_db)
-    code, out, _ = run_cli("demo")
+    code, out, _ = run_cli("sync", "--demo")
     assert code == cli.EXIT_OK
     assert "DEMO - recorded Home Assistant demo data, not a real home" in out
     code, out, _ = run_cli("--db-url", demo_db, "--instance", "demo", "status")
