@@ -1,0 +1,158 @@
+"""A real Dagster deployment for end-to-end tests: `homeiq-pipeline run` (webserver + daemon) against
+a Home Assistant protocol server that the tests stop and restart, read through Dagster's GraphQL API."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from homeiq_pipeline.demo.server import FakeHomeAssistant
+
+from ..conftest import TOKEN
+
+SENSOR_INTERVAL = 5  # seconds; the daemon ticks sensors at most this often anyway
+REQUIRE_REAL_SERVERS = os.environ.get("HOMEIQ_REQUIRE_REAL_SERVERS") == "1"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float = 0.5) -> Any:
+    """Poll until `check()` returns something truthy; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(every)
+
+
+@dataclass
+class Deployment:
+    url: str
+    ha: FakeHomeAssistant
+    log: Path
+    process: subprocess.Popen[bytes]
+
+    def graphql(self, query: str, **variables: Any) -> dict[str, Any]:
+        request = urllib.request.Request(
+            f"{self.url}/graphql",
+            data=json.dumps({"query": query, "variables": variables}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            body = json.loads(response.read())
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+    def sync_runs(self) -> list[dict[str, Any]]:
+        data = self.graphql(RUNS_QUERY, filter={"pipelineName": "sync_home_assistant"})
+        runs = data["runsOrError"]["results"]
+        for run in runs:
+            run["tags"] = {tag["key"]: tag["value"] for tag in run["tags"]}
+        return sorted(runs, key=lambda run: run["creationTime"])
+
+    def latest_materialization(self, asset: str) -> dict[str, Any]:
+        data = self.graphql(ASSET_QUERY, key={"path": [asset]})
+        (latest,) = data["assetOrError"]["assetMaterializations"]
+        values = ("intValue", "text", "floatValue", "mdStr")
+        latest["metadata"] = {e["label"]: next((e[v] for v in values if v in e), None) for e in latest["metadataEntries"]}
+        return latest
+
+
+RUNS_QUERY = """
+query Runs($filter: RunsFilter) {
+  runsOrError(filter: $filter) {
+    ... on Runs { results { runId status creationTime startTime endTime tags { key value } } }
+  }
+}
+"""
+
+ASSET_QUERY = """
+query Asset($key: AssetKeyInput!) {
+  assetOrError(assetKey: $key) {
+    ... on Asset {
+      assetMaterializations(limit: 1) {
+        runId
+        metadataEntries {
+          label
+          ... on IntMetadataEntry { intValue }
+          ... on TextMetadataEntry { text }
+          ... on FloatMetadataEntry { floatValue }
+          ... on MarkdownMetadataEntry { mdStr }
+        }
+      }
+    }
+  }
+}
+"""
+
+
+@pytest.fixture(scope="session")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """Webserver + daemon (`homeiq-pipeline run`), syncing a protocol server on a fixed port."""
+    tmp = tmp_path_factory.mktemp("deployment")
+    ha = FakeHomeAssistant(token=TOKEN, port=free_port()).start()
+    port = free_port()
+    env = {
+        **os.environ,
+        "HA_URL": ha.url,
+        "HA_TOKEN": TOKEN,
+        "HOMEIQ_DB_URL": f"sqlite:///{tmp / 'mirror.db'}",
+        "DAGSTER_HOME": str(tmp / "dagster"),
+        "HA_SENSOR_INTERVAL_SECONDS": str(SENSOR_INTERVAL),
+    }
+    log = tmp / "dagster.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "homeiq_pipeline.cli", "run", "--port", str(port)],
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    deployment = Deployment(f"http://127.0.0.1:{port}", ha, log, process)
+    try:
+        wait_for("the Dagster webserver", lambda: _answers(deployment.url), timeout=90)
+        yield deployment
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        deployment.ha.stop()
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/server_info", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path:
+        return path
+    message = "Chromium is not installed (Debian: apt-get install chromium); the browser test needs it"
+    if REQUIRE_REAL_SERVERS:
+        pytest.fail(message)
+    pytest.skip(message)
+    raise AssertionError  # unreachable
