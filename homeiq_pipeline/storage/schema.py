@@ -220,3 +220,85 @@ sync_runs = sa.Table(
     sa.Column("counts", J, nullable=False),
     sa.Index("ix_ha_sync_runs_instance", "instance", "id"),
 )
+
+
+# -- Analytics: derived from the mirror after each sync (homeiq_pipeline.analytics) --------------
+# Each table but the overview holds the current picture of each instance, replaced atomically.
+
+
+def _analytics(name: str, *columns: sa.Column, history: bool = False) -> sa.Table:
+    key = [sa.Column("id", sa.Integer, primary_key=True, autoincrement=True)] if history else []
+    return sa.Table(
+        name,
+        metadata,
+        *key,
+        sa.Column("instance", sa.String(100), nullable=False),
+        *columns,
+        sa.Index(f"ix_{name}_instance", "instance"),
+    )
+
+
+def _counts(*names: str) -> list[sa.Column]:
+    return [sa.Column(name, sa.Integer, nullable=False) for name in names]
+
+
+def _texts(*names: str) -> list[sa.Column]:
+    return [sa.Column(name, sa.Text) for name in names]
+
+
+home_overview = _analytics(
+    "analytics_home_overview",
+    sa.Column("sync_run_id", sa.Integer, nullable=False),
+    sa.Column("synced_at", Timestamp, nullable=False),
+    sa.Column("ha_version", sa.Text),
+    *_counts("devices", "entities", "entities_enabled", "entities_disabled", "areas", "floors",
+             "integrations", "integrations_loaded"),
+    sa.Column("integration_health_pct", sa.Float),
+    *_counts("entities_with_state", "unavailable_entities", "unknown_entities"),
+    sa.Column("availability_pct", sa.Float),
+    history=True,
+)
+
+integration_health = _analytics(
+    "analytics_integration_health",
+    sa.Column("rank", sa.Integer, nullable=False),  # 1 = most devices: the "top integrations"
+    sa.Column("domain", sa.Text, nullable=False),
+    *_counts("config_entries", "entries_loaded", "entries_setup_error", "entries_setup_retry", "entries_not_loaded",
+             "entries_failed_unload", "entries_migration_error", "entries_other", "devices", "entities",
+             "unavailable_entities"),
+    sa.Column("healthy", sa.Boolean),
+    sa.Column("reason", sa.Text),
+)
+
+device_inventory = _analytics(
+    "analytics_device_inventory",
+    sa.Column("device_id", sa.Text, nullable=False),
+    *_texts("name", "manufacturer", "model", "area_id", "area_name", "floor_name", "integration",
+            "integration_title", "via_device_id", "via_device_name"),
+    *_counts("entities", "unavailable_entities"),
+    sa.Column("disabled", sa.Boolean, nullable=False),
+    sa.Column("disabled_by", sa.Text),
+)
+
+entity_availability = _analytics(
+    "analytics_entity_availability",
+    *_texts("domain", "integration"),
+    *_counts("entities", "unavailable", "unknown"),
+    sa.Column("availability_pct", sa.Float),
+)
+
+unavailable_entities = _analytics(
+    "analytics_unavailable_entities",
+    *_texts("entity_id", "integration", "device_id", "device_name", "area_id", "area_name", "unavailable_since"),
+)
+
+area_summary = _analytics(
+    "analytics_area_summary",
+    *_texts("area_id", "area_name", "floor_id", "floor_name"),
+    *_counts("devices", "entities"),
+)
+
+ANALYTICS_TABLES: dict[str, sa.Table] = {
+    table.name.removeprefix("analytics_"): table
+    for table in (home_overview, integration_health, device_inventory, entity_availability, unavailable_entities, area_summary)
+}

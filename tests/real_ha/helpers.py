@@ -31,6 +31,7 @@ SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 if str(SCRIPTS) not in sys.path:
     sys.path.insert(0, str(SCRIPTS))
 import real_ha  # noqa: E402  (scripts/real_ha.py: the harness shared with record_fixtures.py)
+import large_home  # noqa: E402  (scripts/large_home.py)
 import record_fixtures  # noqa: E402  (scripts/record_fixtures.py)
 from real_ha import RealHomeAssistant  # noqa: E402
 

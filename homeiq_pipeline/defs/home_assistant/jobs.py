@@ -11,8 +11,9 @@ SYNC_TAG = "homeiq/sync"
 
 sync_home_assistant = dg.define_asset_job(
     "sync_home_assistant",
-    selection=dg.AssetSelection.groups(GROUP),
-    description="Take one snapshot of Home Assistant and store it in the mirror.",
+    # The registry assets and everything computed from them (analytics), in order.
+    selection=dg.AssetSelection.groups(GROUP).downstream(),
+    description="Take one snapshot of Home Assistant, store it in the mirror, and update the analytics.",
     executor_def=dg.in_process_executor,  # one step: a process per step would only add seconds
     tags={SYNC_TAG: settings.instance()},
 )
