@@ -69,6 +69,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--host", default="127.0.0.1", help="address of the Dagster UI (default 127.0.0.1)")
     run.add_argument("--port", type=int, default=3000, help="port of the Dagster UI (default 3000)")
 
+    demo_server = commands.add_parser(
+        "demo-server", help="serve the labelled DEMO Home Assistant (recorded demo data) until stopped"
+    )
+    demo_server.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    demo_server.add_argument("--port", type=int, default=8123, help="port to listen on (default 8123)")
+
     status = commands.add_parser("status", help="show the last sync runs and row counts")
     status.add_argument("--runs", type=int, default=5, help="how many sync runs to show")
     return parser
@@ -78,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return {"sync": _sync, "run": _run, "status": _status}[args.command](args)
+        return {"sync": _sync, "run": _run, "demo-server": _demo_server, "status": _status}[args.command](args)
     except (sa.exc.SQLAlchemyError, OSError) as exc:  # HA's errors are all handled in _sync
         cause = getattr(exc, "orig", None) or exc
         return _fail(EXIT_DATABASE, f"database error at {storage.safe_url(args.db_url)}: {cause}")
@@ -174,6 +180,22 @@ def _sync_from(
         ["table", "live", "added", "updated", "removed", "unchanged"],
         [[name, c.live, c.added, c.updated, c.removed, c.unchanged] for name, c in result.counts.items()],
     )
+    return EXIT_OK
+
+
+def _demo_server(args: argparse.Namespace) -> int:
+    """The demo Home Assistant on its own (e.g. as a container of the compose demo profile)."""
+    import signal
+    import threading
+
+    from .demo.server import DEMO_LOCATION_NAME, DEMO_TOKEN, demo_home_assistant
+
+    stopped = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopped.set())
+    with demo_home_assistant(host=args.host, port=args.port) as server:
+        print(f"DEMO Home Assistant ({DEMO_LOCATION_NAME}) at {server.url}, token {DEMO_TOKEN!r}", flush=True)
+        stopped.wait()
     return EXIT_OK
 
 

@@ -26,9 +26,9 @@ DEMO_LOCATION_NAME = "DEMO - recorded Home Assistant demo data, not a real home"
 DEMO_TOKEN = "demo-token-not-a-secret"
 
 
-def demo_home_assistant(port: int = 0) -> FakeHomeAssistant:
+def demo_home_assistant(host: str = "127.0.0.1", port: int = 0) -> FakeHomeAssistant:
     """The labelled demo: the recording served with a location name that says it is a demo."""
-    server = FakeHomeAssistant(token=DEMO_TOKEN, port=port)
+    server = FakeHomeAssistant(token=DEMO_TOKEN, host=host, port=port)
     server.results["get_config"]["location_name"] = DEMO_LOCATION_NAME
     return server
 
@@ -61,6 +61,7 @@ class FakeHomeAssistant:
         token: str = "test-token",
         ha_version: str | None = None,
         coalesce: bool = True,
+        host: str = "127.0.0.1",
         port: int = 0,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
@@ -74,6 +75,7 @@ class FakeHomeAssistant:
         self.lock = threading.Lock()
         self.commands_seen: list[str] = []
         self.auth_failures = 0
+        self._host = host
         self._port = port
         self._ssl_context = ssl_context
         self._server: Server | None = None
@@ -84,7 +86,7 @@ class FakeHomeAssistant:
     def start(self) -> FakeHomeAssistant:
         self._server = serve(
             self._handle,
-            "127.0.0.1",
+            self._host,
             self._port,
             process_request=_only_websocket_path,
             max_size=16 * 1024 * 1024,
@@ -117,7 +119,8 @@ class FakeHomeAssistant:
     @property
     def url(self) -> str:
         scheme = "https" if self._ssl_context else "http"
-        return f"{scheme}://127.0.0.1:{self._port}"
+        host = "127.0.0.1" if self._host in ("0.0.0.0", "") else self._host
+        return f"{scheme}://{host}:{self._port}"
 
     # -- protocol ---------------------------------------------------------------------------
 

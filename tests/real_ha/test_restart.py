@@ -26,8 +26,8 @@ from .helpers import (
 
 pytestmark = pytest.mark.real_ha
 
-NOT_RUNNING_SECONDS = 3  # long enough to connect, authenticate and ask once, many times over
-STARTING_SECONDS = 6
+NOT_RUNNING_SECONDS = 2  # long enough to connect, authenticate and ask once, many times over
+STARTING_SECONDS = 4
 
 
 def assert_sync_fails_and_writes_nothing(
