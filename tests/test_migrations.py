@@ -52,3 +52,26 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys_and_a_busy_timeout(db_url: st
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
+
+
+def test_an_old_database_is_upgraded_in_place_and_keeps_its_rows(db_url: str) -> None:
+    from alembic import command
+
+    from homeiq_pipeline.storage.database import _alembic_config, create_engine
+
+    engine = create_engine(db_url)
+    with engine.begin() as connection:
+        command.upgrade(_alembic_config(connection), "0001")  # the first released schema
+    with engine.begin() as connection:
+        connection.execute(sa.text(
+            "INSERT INTO ha_devices (instance, id, name, raw, content_hash, first_seen, changed_at) "
+            "VALUES ('home', 'd1', 'Lamp', '{\"id\": \"d1\", \"name\": \"Lamp\"}', 'h', '2026-01-01', '2026-01-01')"
+        ))
+    assert "analytics_home_overview" not in sa.inspect(engine).get_table_names()
+    engine.dispose()
+    upgraded = storage.open_database(db_url)
+    with upgraded.connect() as connection:
+        row = connection.execute(sa.text("SELECT id, name, raw FROM ha_devices")).one()
+        differences = compare_metadata(MigrationContext.configure(connection), storage.metadata)
+    assert (row.id, row.name) == ("d1", "Lamp")
+    assert differences == []

@@ -243,3 +243,31 @@ def test_an_integer_beyond_64_bits_is_refused_by_name(fake_ha: FakeHomeAssistant
         sync(fake_ha, engine)
     with engine.connect() as connection:
         assert connection.execute(sa.select(sa.func.count()).select_from(storage.sync_runs)).scalar() == 0
+
+
+def changes_of(engine: sa.Engine, run_id: int) -> set[tuple[str, str, str]]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(storage.registry_changes).where(storage.registry_changes.c.sync_run_id == run_id)
+        ).mappings()
+        return {(row["table_name"], row["action"], row["key"]) for row in rows}
+
+
+def test_each_sync_logs_what_it_changed_in_the_registries(fake_ha: FakeHomeAssistant, engine: sa.Engine) -> None:
+    first = sync(fake_ha, engine)
+    logged = changes_of(engine, first.run_id)
+    registry_rows = sum(len(fake_ha.results[c]) for f, c in LIST_COMMANDS.items() if f != "states")
+    assert len(logged) == registry_rows and {action for _, action, _ in logged} == {"added"}
+    assert not any(table == "ha_states" for table, _, _ in logged)  # states change too often to log
+
+    entity_list = fake_ha.results["config/entity_registry/list"]
+    renamed, dropped = entity_list[0], entity_list[1]
+    mutate(fake_ha, "config/entity_registry/list", lambda lst: (lst[0].update(entity_id="light.renamed"), lst.remove(dropped)))
+    mutate(fake_ha, "config/area_registry/list", lambda lst: lst.append({"area_id": "garage", "name": "Garage"}))
+    second = sync(fake_ha, engine)
+    assert changes_of(engine, second.run_id) == {
+        ("ha_entities", "updated", renamed["id"]),
+        ("ha_entities", "removed", dropped["id"]),
+        ("ha_areas", "added", "garage"),
+    }
+    assert changes_of(engine, sync(fake_ha, engine).run_id) == set()

@@ -8,7 +8,7 @@ from .database import (
     upgrade,
     write_transaction,
 )
-from .schema import MIRRORED_TABLES, MirroredTable, metadata, sync_runs
+from .schema import MIRRORED_TABLES, MirroredTable, metadata, registry_changes, sync_runs
 from .sync import (
     DEFAULT_INSTANCE,
     DEFAULT_MAX_REMOVED_SHARE,
@@ -35,6 +35,7 @@ __all__ = [
     "safe_url",
     "metadata",
     "open_database",
+    "registry_changes",
     "sync_runs",
     "sync_snapshot",
     "upgrade",

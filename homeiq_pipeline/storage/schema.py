@@ -222,6 +222,22 @@ sync_runs = sa.Table(
 )
 
 
+# What each sync changed in the registries (states change too often to log): an audit trail, and
+# the source of the optional InfluxDB change history.
+REGISTRY_TABLES: tuple[MirroredTable, ...] = (devices, entities, areas, floors, labels, config_entries)
+
+registry_changes = sa.Table(
+    "ha_registry_changes",
+    metadata,
+    # No primary key: rows are only ever appended, and read by sync run.
+    sa.Column("sync_run_id", sa.Integer, sa.ForeignKey("ha_sync_runs.id"), nullable=False),
+    sa.Column("instance", sa.String(100), nullable=False),
+    sa.Column("table_name", sa.String(40), nullable=False),
+    sa.Column("key", sa.String(255), nullable=False),  # the row's key in that table
+    sa.Column("action", sa.String(10), nullable=False),  # added | updated | removed
+    sa.Index("ix_ha_registry_changes_sync_run_id", "sync_run_id"),
+)
+
 # -- Analytics: derived from the mirror after each sync (homeiq_pipeline.analytics) --------------
 # Each table but the overview holds the current picture of each instance, replaced atomically.
 

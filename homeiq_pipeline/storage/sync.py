@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ..homeassistant.snapshot import Snapshot
 from .database import write_transaction
 from .encoding import canonical_json
-from .schema import MIRRORED_TABLES, MirroredTable, devices, entities, sync_runs
+from .schema import MIRRORED_TABLES, REGISTRY_TABLES, MirroredTable, devices, entities, registry_changes, sync_runs
 
 DEFAULT_INSTANCE = "home"
 DEFAULT_MAX_REMOVED_SHARE = 0.5
@@ -88,6 +88,7 @@ class SyncResult:
 class _TablePlan:
     spec: MirroredTable
     upserts: list[tuple[dict[str, Any], str]]  # (entry, content hash) to insert or update
+    added_keys: list[str]  # new, or back from removal (the rest of the upserts are updates)
     removed_keys: list[str]
     counts: TableCounts
     live_before: int
@@ -131,6 +132,7 @@ def sync_snapshot(
                 counts={name: c.as_dict() for name, c in counts.items()},
             )
         ).inserted_primary_key[0]
+        _log_registry_changes(connection, plans, run_id, instance)
     return SyncResult(
         run_id=run_id,
         instance=instance,
@@ -166,17 +168,48 @@ def _plan(
         raise UnexpectedPayload(f"{spec.name}: {key} {twice!r} appears twice in one snapshot")
     hashes = [xxhash.xxh3_128_hexdigest(canonical_json(entry)) for entry in entries]
     upserts = [(entry, h) for entry, k, h in zip(entries, keys, hashes) if stored.get(k) != h]
-    added = sum(1 for entry, _ in upserts if entry[key] not in stored)  # new, or back from removal
+    added = [entry[key] for entry, _ in upserts if entry[key] not in stored]  # new, or back from removal
     removed = [k for k in stored if k not in present]
     return _TablePlan(
         spec,
         upserts,
+        added,
         removed,
         TableCounts(
-            added=added, updated=len(upserts) - added, removed=len(removed), unchanged=len(entries) - len(upserts)
+            added=len(added),
+            updated=len(upserts) - len(added),
+            removed=len(removed),
+            unchanged=len(entries) - len(upserts),
         ),
         live_before=len(stored),
     )
+
+
+def _log_registry_changes(connection: sa.Connection, plans: Iterable[_TablePlan], run_id: int, instance: str) -> None:
+    tables: list[str] = []
+    keys: list[str] = []
+    actions: list[str] = []
+    for plan in plans:
+        if plan.spec not in REGISTRY_TABLES:
+            continue
+        added, key = set(plan.added_keys), plan.spec.key
+        updated = [entry[key] for entry, _ in plan.upserts if entry[key] not in added]
+        for action, changed in (("added", plan.added_keys), ("updated", updated), ("removed", plan.removed_keys)):
+            tables += [plan.spec.name] * len(changed)
+            keys += changed
+            actions += [action] * len(changed)
+    if keys:
+        _execute_columns(
+            connection,
+            registry_changes.insert(),
+            {
+                "sync_run_id": itertools.repeat(run_id),
+                "instance": itertools.repeat(instance),
+                "table_name": tables,
+                "key": keys,
+                "action": actions,
+            },
+        )
 
 
 def _guard_against_data_loss(plans: Iterable[_TablePlan], max_share: float) -> None:
@@ -206,12 +239,7 @@ def _apply(connection: sa.Connection, plan: _TablePlan, instance: str, now: date
 
 
 def _upsert(connection: sa.Connection, plan: _TablePlan, instance: str, now: datetime) -> None:
-    """One `INSERT ... ON CONFLICT DO UPDATE`, executed for every added or updated row.
-
-    SQLAlchemy writes the SQL and converts the values (its types' bind processors); the rows go
-    straight to the driver's executemany, which halves the time of a large sync (measured:
-    bench/sync_bench.py) compared with SQLAlchemy assembling parameters row by row.
-    """
+    """One `INSERT ... ON CONFLICT DO UPDATE`, executed for every added or updated row."""
     table, key, fields = plan.spec.table, plan.spec.key, list(plan.spec.fields)
     columns = ["instance", *fields, "raw", "content_hash", "first_seen", "changed_at", "removed_at"]
     insert = _insert_for(connection)(table)
@@ -221,12 +249,9 @@ def _upsert(connection: sa.Connection, plan: _TablePlan, instance: str, now: dat
         set_={c: insert.excluded[c] for c in columns if c not in ("instance", key, "first_seen")},
     )
     dialect = connection.dialect
-    compiled = statement.compile(dialect=dialect, column_keys=columns)
     convert = {c: table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns}
     stamp = _converted(convert["first_seen"], now)
     constant = {"instance": instance, "first_seen": stamp, "changed_at": stamp, "removed_at": None}
-    # Positional drivers (sqlite3) take tuples in the statement's order; named ones take dicts.
-    order = list(compiled.positiontup or ()) if compiled.positional else columns
     # Parameters are built a column at a time (a list per field, converted and type-checked in
     # one pass each), and a chunk of rows at a time, so memory stays near one snapshot.
     for start in range(0, len(plan.upserts), WRITE_CHUNK):
@@ -241,13 +266,27 @@ def _upsert(connection: sa.Connection, plan: _TablePlan, instance: str, now: dat
             if not set(map(type, column)) <= _python_types(plan.spec.fields[name]) | {type(None)}:
                 raise _wrong_type(plan.spec, *entries)
             values[name] = _convert_all(convert[name], column)
-        rows = list(zip(*(values[name] for name in order)))
         try:
-            connection.exec_driver_sql(
-                compiled.string, rows if compiled.positional else [dict(zip(order, row)) for row in rows]
-            )
+            _execute_columns(connection, statement, values)
         except OverflowError:  # the driver's word for an integer beyond 64 bits
             raise _wrong_type(plan.spec, *entries) from None
+
+
+def _execute_columns(connection: sa.Connection, statement: sa.Executable, values: dict[str, Iterable[Any]]) -> None:
+    """Execute `statement` once per row of `values` (column -> its values, ready for the driver;
+    an endless iterator for a constant).
+
+    SQLAlchemy writes the SQL; the rows go straight to the driver's executemany, which halves the
+    time of a large sync (measured: bench/sync_bench.py) compared with SQLAlchemy assembling and
+    converting parameters row by row.
+    """
+    columns = list(values)
+    compiled = statement.compile(dialect=connection.dialect, column_keys=columns)
+    if compiled.positional:  # sqlite3: tuples in the statement's order
+        rows: list[Any] = list(zip(*(values[name] for name in compiled.positiontup or ())))
+    else:  # named parameters (psycopg): dicts
+        rows = [dict(zip(columns, row)) for row in zip(*values.values())]
+    connection.exec_driver_sql(compiled.string, rows)
 
 
 def _driver_rows(connection: sa.Connection, query: sa.Select[Any]) -> list[tuple[Any, ...]]:

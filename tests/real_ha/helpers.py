@@ -49,11 +49,9 @@ def start_or_fail(server: RealHomeAssistant) -> None:
     try:
         server.start()
     except Exception as exc:
-        pytest.fail(
-            f"Home Assistant in {server.config_dir} did not start: {exc}\n"
-            f"--- last lines of {server.config_dir / 'hass.out'} ---\n{server.log_tail(60)}",
-            pytrace=False,
-        )
+        # The harness's own errors already end with HA's log; others (onboarding, token) do not.
+        log = "" if "last lines of" in str(exc) else f"\nlast lines of {server.config_dir}/hass.out:\n{server.log_tail()}"
+        pytest.fail(f"Home Assistant in {server.config_dir} did not start: {exc}{log}", pytrace=False)
 
 
 def ensure_running(server: RealHomeAssistant) -> None:
