@@ -35,7 +35,7 @@ def small_home() -> dict[str, Any]:
         ],
         "config/label_registry/list": [],
         "config/device_registry/list": [
-            {"id": "d1", "name": "Hue bridge", "name_by_user": None, "manufacturer": "Signify", "model": "BSB002",
+            {"id": "d1", "name": "Hue bridge", "name_by_user": None, "manufacturer": "Signify", "model": "BSB002", "sw_version": "1.60",
              "area_id": "kitchen", "via_device_id": None, "disabled_by": None,
              "config_entries": ["e_hue"], "primary_config_entry": "e_hue"},
             {"id": "d2", "name": "Lamp", "name_by_user": "Kitchen lamp", "manufacturer": "Signify", "model": "LCT015",
@@ -164,7 +164,8 @@ def test_device_inventory(synced) -> None:
     found = {row["device_id"]: row for row in rows(synced[1], "analytics_device_inventory", "name")}
     assert [row["name"] for row in found.values()] == ["Hue bridge", "Kitchen lamp", "Stick", "TV"]
     assert found["d1"] == {
-        "device_id": "d1", "name": "Hue bridge", "manufacturer": "Signify", "model": "BSB002", "area_id": "kitchen",
+        "device_id": "d1", "name": "Hue bridge", "manufacturer": "Signify", "model": "BSB002", "sw_version": "1.60",
+        "area_id": "kitchen",
         "area_name": "Kitchen", "floor_name": "Ground", "integration": "hue", "integration_title": "Hue",
         "via_device_id": None, "via_device_name": None, "entities": 1, "unavailable_entities": 1,
         "disabled": False, "disabled_by": None,

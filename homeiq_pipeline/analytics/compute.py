@@ -39,13 +39,13 @@ class Mirror:
 
 
 COLUMNS = {
-    "devices": ("id", "name_by_user", "name", "manufacturer", "model", "area_id", "via_device_id",
+    "devices": ("id", "name_by_user", "name", "manufacturer", "model", "sw_version", "area_id", "via_device_id",
                 "disabled_by", "config_entry_id", "primary_config_entry", "config_entries"),
-    "entities": ("id", "entity_id", "device_id", "area_id", "config_entry_id", "platform", "disabled_by"),
+    "entities": ("id", "entity_id", "device_id", "area_id", "config_entry_id", "platform", "disabled_by", "hidden_by"),
     "areas": ("area_id", "name", "floor_id"),
     "floors": ("floor_id", "name", "level"),
     "config_entries": ("entry_id", "domain", "title", "state", "disabled_by"),
-    "states": ("entity_id", "state", "last_changed"),
+    "states": ("entity_id", "state", "last_changed", "attributes"),
 }
 
 
@@ -73,8 +73,8 @@ def _percent(part: float, whole: float) -> float | None:
     return round(100.0 * part / whole, 2) if whole else None
 
 
-def _resolved(m: Mirror) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Devices and entities with their integration, names and effective area resolved."""
+def resolved(m: Mirror) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Devices and entities with their integration, names, effective area and floor resolved."""
     entries = m.config_entries.set_index("entry_id")
     area_names = m.areas.set_index("area_id")["name"]
     floor_of_area = m.areas.set_index("area_id")["floor_id"]
@@ -94,6 +94,8 @@ def _resolved(m: Mirror) -> tuple[pd.DataFrame, pd.DataFrame]:
     entities["domain"] = entities["entity_id"].str.split(".", n=1).str[0]
     device_area = devices.set_index("id")["area_id"]
     entities["effective_area_id"] = entities["area_id"].astype(object).fillna(entities["device_id"].map(device_area))
+    entities["area_name"] = entities["effective_area_id"].map(area_names)
+    entities["floor_name"] = entities["effective_area_id"].map(floor_of_area).map(floor_names)
     entities["state"] = entities["entity_id"].map(state_of)
     entities["unavailable"] = entities["state"] == "unavailable"
     return devices, entities
@@ -130,7 +132,7 @@ def home_overview(m: Mirror, sync_run: dict[str, Any]) -> pd.DataFrame:
 
 
 def integration_health(m: Mirror) -> pd.DataFrame:
-    devices, entities = _resolved(m)
+    devices, entities = resolved(m)
     entries = m.config_entries
     domains = sorted(set(entries["domain"].dropna()) | set(entities["integration"].dropna()))
     rows = []
@@ -173,7 +175,7 @@ INTEGRATION_HEALTH_COLUMNS = [
 
 
 def device_inventory(m: Mirror) -> pd.DataFrame:
-    devices, entities = _resolved(m)
+    devices, entities = resolved(m)
     per_device = entities.groupby("device_id").agg(entities=("id", "size"), unavailable_entities=("unavailable", "sum"))
     display_names = devices.set_index("id")["display_name"]
     frame = pd.DataFrame(
@@ -182,6 +184,7 @@ def device_inventory(m: Mirror) -> pd.DataFrame:
             "name": devices["display_name"],
             "manufacturer": devices["manufacturer"],
             "model": devices["model"],
+            "sw_version": devices["sw_version"],
             "area_id": devices["area_id"],
             "area_name": devices["area_name"],
             "floor_name": devices["floor_name"],
@@ -200,7 +203,7 @@ def device_inventory(m: Mirror) -> pd.DataFrame:
 
 def _state_table(m: Mirror) -> pd.DataFrame:
     """Every state, with its registry entry's integration, device and effective area where it has one."""
-    devices, entities = _resolved(m)
+    devices, entities = resolved(m)
     states = m.states.merge(
         entities[["entity_id", "integration", "device_id", "effective_area_id"]], on="entity_id", how="left"
     )
@@ -233,7 +236,7 @@ def unavailable_entities(m: Mirror) -> pd.DataFrame:
 
 
 def area_summary(m: Mirror) -> pd.DataFrame:
-    devices, entities = _resolved(m)
+    devices, entities = resolved(m)
     areas = m.areas.assign(floor_name=m.areas["floor_id"].map(m.floors.set_index("floor_id")["name"]))
     device_counts = devices["area_id"].value_counts()
     entity_counts = entities["effective_area_id"].value_counts()

@@ -289,7 +289,7 @@ integration_health = _analytics(
 device_inventory = _analytics(
     "analytics_device_inventory",
     sa.Column("device_id", sa.Text, nullable=False),
-    *_texts("name", "manufacturer", "model", "area_id", "area_name", "floor_name", "integration",
+    *_texts("name", "manufacturer", "model", "sw_version", "area_id", "area_name", "floor_name", "integration",
             "integration_title", "via_device_id", "via_device_name"),
     *_counts("entities", "unavailable_entities"),
     sa.Column("disabled", sa.Boolean, nullable=False),
