@@ -39,3 +39,8 @@ def ha_verify_tls() -> bool:
 
 def ha_ca_bundle() -> str | None:
     return os.environ.get("HA_CA_BUNDLE") or None
+
+
+def history_enabled() -> bool:
+    """The optional InfluxDB history (off unless STORE_DEVICE_HISTORY_IN_INFLUXDB=true)."""
+    return env_flag("STORE_DEVICE_HISTORY_IN_INFLUXDB", False)

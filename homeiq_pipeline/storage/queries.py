@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,11 +26,17 @@ def row_counts(connection: sa.Connection, instance: str) -> dict[str, dict[str, 
 
 
 def recent_sync_runs(connection: sa.Connection, instance: str, limit: int = 5) -> list[dict[str, Any]]:
-    """The newest sync runs of one instance, newest first."""
+    """The newest sync runs of one instance, newest first; times as aware UTC datetimes."""
     rows = connection.execute(
         sa.select(sync_runs).where(sync_runs.c.instance == instance).order_by(sync_runs.c.id.desc()).limit(limit)
     )
-    return [dict(row._mapping) for row in rows]
+    return [
+        {**row._mapping, "started_at": _utc(row.started_at), "finished_at": _utc(row.finished_at)} for row in rows
+    ]
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite keeps no time zone
 
 
 # The columns a person looks at first, per table (for previews).

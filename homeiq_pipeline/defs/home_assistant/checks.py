@@ -74,7 +74,6 @@ def mirror_is_fresh(home_assistant: HomeAssistantResource, mirror: MirrorDatabas
     if not runs:
         return dg.AssetCheckResult(passed=False, metadata={"last_sync": "never"})
     finished = runs[0]["finished_at"]
-    finished = finished if finished.tzinfo else finished.replace(tzinfo=UTC)  # SQLite drops the zone
     age = datetime.now(UTC) - finished
     return dg.AssetCheckResult(
         passed=age <= window,

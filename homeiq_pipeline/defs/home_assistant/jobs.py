@@ -9,10 +9,15 @@ from .checks import mirror_is_fresh
 # One sync per home at a time: dagster.yaml limits runs by this tag (one per unique value).
 SYNC_TAG = "homeiq/sync"
 
+# The registry assets and everything computed from them (analytics, and the InfluxDB history
+# when it is switched on), in order.
+SYNC_SELECTION = dg.AssetSelection.groups(GROUP).downstream()
+if not settings.history_enabled():
+    SYNC_SELECTION = SYNC_SELECTION - dg.AssetSelection.groups("history")
+
 sync_home_assistant = dg.define_asset_job(
     "sync_home_assistant",
-    # The registry assets and everything computed from them (analytics), in order.
-    selection=dg.AssetSelection.groups(GROUP).downstream(),
+    selection=SYNC_SELECTION,
     description="Take one snapshot of Home Assistant, store it in the mirror, and update the analytics.",
     executor_def=dg.in_process_executor,  # one step: a process per step would only add seconds
     tags={SYNC_TAG: settings.instance()},

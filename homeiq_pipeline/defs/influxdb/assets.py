@@ -1,0 +1,67 @@
+"""The optional history asset: each sync's registry and state snapshot, written to InfluxDB."""
+
+import dagster as dg
+import sqlalchemy as sa
+
+from ... import analytics, history, settings
+from ...storage.queries import recent_sync_runs
+from ...storage.schema import MIRRORED_TABLES, registry_changes
+from ..resources import HomeAssistantResource, MirrorDatabase
+from .resources import InfluxDBRefused, InfluxDBResource, InfluxDBUnavailable
+
+ENABLED = settings.history_enabled()
+HOW_TO_ENABLE = (
+    "Set STORE_DEVICE_HISTORY_IN_INFLUXDB=true and INFLUXDB_URL, INFLUXDB_TOKEN, INFLUXDB_ORG, "
+    "INFLUXDB_BUCKET, then restart; syncs then write it."
+)
+DESCRIPTION = (
+    "Each sync's devices (ha_device), entities with a state (ha_entity), home-level numbers "
+    "(ha_overview) and registry changes (ha_registry_change), tagged with area, floor, device and "
+    "integration, written to InfluxDB at the sync's time. "
+    + ("ENABLED." if ENABLED else f"DISABLED (off by default): {HOW_TO_ENABLE}")
+)
+
+
+@dg.asset(
+    name="home_assistant_history",
+    group_name="history",
+    deps=[spec.name for spec in MIRRORED_TABLES],
+    kinds={"influxdb"},
+    description=DESCRIPTION,
+    metadata={"status": "enabled" if ENABLED else "disabled", "how_to_enable": HOW_TO_ENABLE},
+    retry_policy=dg.RetryPolicy(max_retries=3, delay=15, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
+)
+def home_assistant_history(
+    context: dg.AssetExecutionContext, home_assistant: HomeAssistantResource, mirror: MirrorDatabase, influxdb: InfluxDBResource
+) -> dg.MaterializeResult:
+    if not settings.history_enabled():
+        raise dg.Failure(f"The InfluxDB history is disabled. {HOW_TO_ENABLE}", allow_retries=False)
+    instance = home_assistant.instance
+    with mirror.engine.connect() as connection:
+        runs = recent_sync_runs(connection, instance, limit=1)
+        if not runs:
+            raise dg.Failure(f"the mirror has no sync of instance {instance!r} yet", allow_retries=False)
+        run = runs[0]
+        picture = analytics.load_mirror(connection, instance)
+        changes = connection.execute(
+            sa.select(registry_changes).where(registry_changes.c.sync_run_id == run["id"])
+        ).mappings().all()
+    overview = analytics.home_overview(picture, run).to_dict("records")[0]
+    # The sync's own time: a retry writes the same series at the same time, so no duplicates.
+    points = history.history_points(picture, overview, changes, instance, run["finished_at"])
+    try:
+        written = influxdb.write([point for batch in points.values() for point in batch])
+    except InfluxDBRefused as exc:
+        raise dg.Failure(str(exc), allow_retries=False) from None
+    except InfluxDBUnavailable as exc:
+        raise dg.Failure(str(exc)) from None  # retried
+    context.log.info(f"wrote {written} points for sync run {run['id']} to InfluxDB bucket {influxdb.bucket}")
+    return dg.MaterializeResult(
+        metadata={
+            "points": written,
+            **{f"points_{measurement}": len(batch) for measurement, batch in points.items()},
+            "sync_run_id": run["id"],
+            "timestamp": dg.MetadataValue.timestamp(run["finished_at"]),
+            "bucket": influxdb.bucket,
+        }
+    )

@@ -1,0 +1,112 @@
+"""Points for the optional InfluxDB history: registry and state snapshots tagged with the context
+HA's own InfluxDB exporter lacks (area, floor, device, integration). Pure: no network, no Dagster.
+
+Every point of one sync carries that sync's timestamp, so writing them again (a retried run)
+overwrites the same series and times instead of adding points.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from influxdb_client import Point, WritePrecision
+
+from .analytics import Mirror, device_inventory
+from .analytics.compute import resolved
+
+OVERVIEW_FIELDS = (
+    "devices", "entities", "entities_enabled", "entities_disabled", "areas", "floors", "integrations",
+    "integrations_loaded", "integration_health_pct", "entities_with_state", "unavailable_entities",
+    "unknown_entities", "availability_pct",
+)
+
+
+def _present(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and pd.isna(value))
+
+
+def _point(measurement: str, time: datetime, tags: Mapping[str, Any], fields: Mapping[str, Any]) -> Point:
+    point = Point(measurement).time(time, WritePrecision.MS)
+    for key, value in tags.items():
+        if _present(value) and value != "":
+            point.tag(key, str(value))
+    for key, value in fields.items():
+        if _present(value):
+            point.field(key, value)
+    return point
+
+
+def numeric(state: Any) -> float | None:
+    """A state's number, if it is one ("21.5" -> 21.5; "on", "unavailable", "nan" -> None)."""
+    try:
+        value = float(state)
+    except (TypeError, ValueError):
+        return None
+    return value if value == value and value not in (float("inf"), float("-inf")) else None
+
+
+def device_points(m: Mirror, instance: str, time: datetime) -> Iterator[Point]:
+    for device in device_inventory(m).to_dict("records"):
+        yield _point(
+            "ha_device",
+            time,
+            {"instance": instance, "device_id": device["device_id"], "manufacturer": device["manufacturer"],
+             "model": device["model"], "area": device["area_name"], "floor": device["floor_name"],
+             "integration": device["integration"]},
+            {"name": device["name"], "disabled": bool(device["disabled"]), "entity_count": int(device["entities"]),
+             "unavailable_entities": int(device["unavailable_entities"]), "sw_version": device["sw_version"]},
+        )
+
+
+def entity_points(m: Mirror, instance: str, time: datetime) -> Iterator[Point]:
+    """One point per entity with a state (also those without a registry entry)."""
+    _, entities = resolved(m)
+    context = ["entity_id", "integration", "device_id", "area_name", "floor_name", "disabled_by", "hidden_by"]
+    states = m.states.merge(entities[context], on="entity_id", how="left")
+    for state in states.to_dict("records"):
+        entity_id = state["entity_id"]
+        attributes = state["attributes"] if isinstance(state["attributes"], dict) else {}
+        yield _point(
+            "ha_entity",
+            time,
+            {"instance": instance, "entity_id": entity_id, "domain": entity_id.split(".", 1)[0],
+             "integration": state["integration"], "device_id": state["device_id"], "area": state["area_name"],
+             "floor": state["floor_name"], "device_class": attributes.get("device_class"),
+             "unit": attributes.get("unit_of_measurement")},
+            {"state": state["state"], "value": numeric(state["state"]), "available": state["state"] != "unavailable",
+             "disabled": _present(state["disabled_by"]), "hidden": _present(state["hidden_by"])},
+        )
+
+
+def overview_point(overview: Mapping[str, Any], instance: str, time: datetime) -> Point:
+    return _point(
+        "ha_overview",
+        time,
+        {"instance": instance, "ha_version": overview.get("ha_version")},
+        {name: overview.get(name) for name in OVERVIEW_FIELDS},
+    )
+
+
+def change_points(changes: Iterable[Mapping[str, Any]], instance: str, time: datetime) -> Iterator[Point]:
+    for change in changes:
+        yield _point(
+            "ha_registry_change",
+            time,
+            {"instance": instance, "table": change["table_name"], "action": change["action"], "id": change["key"]},
+            {"changed": 1},
+        )
+
+
+def history_points(
+    m: Mirror, overview: Mapping[str, Any], changes: Iterable[Mapping[str, Any]], instance: str, time: datetime
+) -> dict[str, list[Point]]:
+    """Everything one sync writes to InfluxDB, by measurement, stamped with the sync's time."""
+    return {
+        "ha_device": list(device_points(m, instance, time)),
+        "ha_entity": list(entity_points(m, instance, time)),
+        "ha_overview": [overview_point(overview, instance, time)],
+        "ha_registry_change": list(change_points(changes, instance, time)),
+    }

@@ -1,0 +1,280 @@
+"""The optional InfluxDB history against a real line-protocol server (Debian's VictoriaMetrics, which
+accepts influxdb-client's v2 writes), behind a small proxy that records what was sent: VictoriaMetrics
+keeps numbers only, so string fields are checked in the recorded line protocol."""
+
+import importlib
+from datetime import UTC, datetime
+import json
+import shutil
+import subprocess
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from homeiq_pipeline import settings
+from homeiq_pipeline.defs.home_assistant import assets as ha_assets
+from homeiq_pipeline.defs.home_assistant import jobs
+from homeiq_pipeline.defs.influxdb import assets as history_assets
+from homeiq_pipeline.defs.influxdb.resources import InfluxDBResource
+from homeiq_pipeline.defs.resources import HomeAssistantResource, MirrorDatabase
+from homeiq_pipeline.demo.server import FakeHomeAssistant
+
+from .conftest import TOKEN
+from .e2e.conftest import REQUIRE_REAL_SERVERS, free_port, wait_for
+
+INFLUX_TOKEN = "influx-secret-token-42"
+ALL_ASSETS = [ha_assets.home_assistant_mirror, history_assets.home_assistant_history]
+
+
+def _victoria_metrics(tmp: Path, *flags: str) -> tuple[subprocess.Popen[bytes], str]:
+    binary = shutil.which("victoria-metrics")
+    if binary is None:
+        message = "VictoriaMetrics is not installed (Debian: apt-get install victoria-metrics); the history tests need it"
+        if REQUIRE_REAL_SERVERS:
+            pytest.fail(message)
+        pytest.skip(message)
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, f"-httpListenAddr=127.0.0.1:{port}", f"-storageDataPath={tmp}", "-retentionPeriod=100y",
+         "-search.latencyOffset=0s", *flags],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_for("VictoriaMetrics", lambda: _answers(f"{url}/health"), timeout=30, every=0.1)
+    return process, url
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def victoria(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    # One sample per series and millisecond, as InfluxDB keeps one point per series and time.
+    process, url = _victoria_metrics(tmp_path_factory.mktemp("vm"), "-dedup.minScrapeInterval=1ms")
+    yield url
+    process.terminate()
+    process.wait(10)
+
+
+class Recorder(ThreadingHTTPServer):
+    """Forwards InfluxDB writes to `upstream` and keeps their bodies; can answer an error instead."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream, self.bodies, self.fail_with = upstream, [], None
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def lines(self) -> list[str]:
+        return [line for body in self.bodies for line in body.decode().splitlines()]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: Recorder
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.server.fail_with:
+            status, message = self.server.fail_with
+            self._answer(status, json.dumps({"code": "error", "message": message}).encode())
+            return
+        self.server.bodies.append(body)
+        request = urllib.request.Request(f"{self.server.upstream}{self.path}", data=body, method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            self._answer(response.status, response.read())
+
+    def _answer(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def recorder(victoria: str) -> Iterator[Recorder]:
+    server = Recorder(victoria)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+
+
+def export(victoria: str, instance: str) -> list[dict]:
+    """Every sample of `instance`, once the answer stops growing (new series take a moment)."""
+    query = urllib.parse.urlencode({"match[]": f'{{__name__=~"ha_.*",instance="{instance}"}}'})
+    seen: list[list[dict]] = []
+
+    def settled() -> list[dict] | None:
+        urllib.request.urlopen(f"{victoria}/internal/force_flush").read()
+        with urllib.request.urlopen(f"{victoria}/api/v1/export?{query}") as response:
+            seen.append(sorted((json.loads(line) for line in response.read().decode().splitlines()), key=json.dumps))
+        return seen[-1] if len(seen) >= 3 and seen[-1] and seen[-1] == seen[-2] == seen[-3] else None
+
+    return wait_for(f"the series of {instance!r} in VictoriaMetrics", settled, timeout=30, every=0.3)
+
+
+@pytest.fixture
+def history_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("STORE_DEVICE_HISTORY_IN_INFLUXDB", "true")
+    yield
+    monkeypatch.undo()
+    importlib.reload(history_assets)
+    importlib.reload(jobs)
+
+
+def run_sync(server: FakeHomeAssistant, db_url: str, influx_url: str, instance: str, token: str = INFLUX_TOKEN) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [ha_assets.home_assistant_mirror, history_assets.home_assistant_history],
+        resources={
+            "home_assistant": HomeAssistantResource(url=server.url, token=TOKEN, instance=instance),
+            "mirror": MirrorDatabase(url=db_url),
+            "influxdb": InfluxDBResource(url=influx_url, token=token, org="homeiq", bucket="home", timeout_seconds=5),
+        },
+        raise_on_error=False,
+    )
+
+
+def test_history_is_off_by_default_and_syncs_leave_it_out() -> None:
+    assert not settings.history_enabled()
+    selected = {key.to_user_string() for key in jobs.SYNC_SELECTION.resolve(ALL_ASSETS)}
+    assert "home_assistant_history" not in selected and "ha_devices" in selected
+    assert "DISABLED" in history_assets.home_assistant_history.descriptions_by_key[dg.AssetKey("home_assistant_history")]
+
+
+def test_materializing_it_while_off_says_how_to_enable_it(fake_ha: FakeHomeAssistant, db_url: str, recorder: Recorder) -> None:
+    result = run_sync(fake_ha, db_url, recorder.url, "off")
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+    assert "STORE_DEVICE_HISTORY_IN_INFLUXDB=true" in str(failure.event_specific_data.error)
+    assert recorder.bodies == []
+    assert {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()} >= {"ha_devices"}
+
+
+def test_switched_on_the_sync_job_includes_it(history_on: None) -> None:
+    reloaded = importlib.reload(jobs)
+    selected = {key.to_user_string() for key in reloaded.SYNC_SELECTION.resolve(ALL_ASSETS)}
+    assert "home_assistant_history" in selected
+
+
+def test_a_sync_writes_every_measurement_with_its_tags_and_fields(
+    history_on: None, fake_ha: FakeHomeAssistant, db_url: str, recorder: Recorder, victoria: str
+) -> None:
+    result = run_sync(fake_ha, db_url, recorder.url, "full")
+    assert result.success
+    results = fake_ha.results
+    series = export(victoria, "full")
+    by_metric: dict[str, list[dict]] = {}
+    for s in series:
+        by_metric.setdefault(s["metric"]["__name__"], []).append(s)
+    devices, states = results["config/device_registry/list"], results["get_states"]
+    assert len(by_metric["ha_device_entity_count"]) == len(devices)
+    assert len(by_metric["ha_entity_available"]) == len(states)
+    assert len(by_metric["ha_overview_devices"]) == 1 and by_metric["ha_overview_devices"][0]["values"] == [len(devices)]
+    changes = len(devices) + len(results["config/entity_registry/list"]) + len(results["config/area_registry/list"]) + len(
+        results["config/floor_registry/list"]) + len(results["config/label_registry/list"]) + len(results["config_entries/get"])
+    assert len(by_metric["ha_registry_change_changed"]) == changes  # the first sync added every registry row
+
+    # a device placed in an area on a floor: its tags and its real entity count
+    placed = next(d for d in devices if d["area_id"] == "kitchen")
+    device_series = next(s for s in by_metric["ha_device_entity_count"] if s["metric"]["device_id"] == placed["id"])
+    floor = next(a["floor_id"] for a in results["config/area_registry/list"] if a["area_id"] == "kitchen")
+    assert device_series["metric"]["area"] == "Kitchen"
+    assert device_series["metric"]["floor"] == next(f["name"] for f in results["config/floor_registry/list"] if f["floor_id"] == floor)
+    assert device_series["metric"]["integration"] in {e["domain"] for e in results["config_entries/get"]}
+    entity_count = sum(1 for e in results["config/entity_registry/list"] if e["device_id"] == placed["id"])
+    assert device_series["values"] == [entity_count]
+
+    # a numeric state has its value; every entity point says available, disabled, hidden
+    numeric = next(s for s in states if s["state"].replace(".", "", 1).isdigit())
+    value = next(s for s in by_metric["ha_entity_value"] if s["metric"]["entity_id"] == numeric["entity_id"])
+    assert value["values"] == [float(numeric["state"])]
+    assert value["metric"]["domain"] == numeric["entity_id"].split(".")[0]
+    assert {s["metric"]["entity_id"] for s in by_metric["ha_entity_hidden"]} == {s["entity_id"] for s in states}
+
+    # all points of the sync share its timestamp
+    with sa.create_engine(db_url).connect() as connection:
+        finished = connection.execute(sa.text("SELECT finished_at FROM ha_sync_runs")).scalar_one()
+    stamps = {t for s in series for t in s["timestamps"]}
+    finished_ms = round(datetime.fromisoformat(str(finished)).replace(tzinfo=UTC).timestamp() * 1000)
+    assert stamps == {finished_ms}
+
+    # strings (VictoriaMetrics keeps numbers only): in what was sent
+    lines = recorder.lines()
+    assert sum(line.startswith("ha_entity,") for line in lines) == len(states)
+    state_line = next(line for line in lines if f"entity_id={numeric['entity_id']}," in line)
+    assert f'state="{numeric["state"]}"' in state_line
+    device_line = next(line for line in lines if line.startswith("ha_device,") and f"device_id={placed['id']}" in line)
+    assert f'name="{placed["name_by_user"] or placed["name"]}"' in device_line.replace("\\ ", " ")
+    assert INFLUX_TOKEN not in "\n".join(repr(e) for e in result.all_events)
+
+
+def test_a_retried_write_adds_no_points(
+    history_on: None, fake_ha: FakeHomeAssistant, db_url: str, recorder: Recorder, victoria: str
+) -> None:
+    assert run_sync(fake_ha, db_url, recorder.url, "retry").success
+    first = export(victoria, "retry")
+    # the history step again for the same sync, as a retry would
+    again = dg.materialize(
+        [ha_assets.home_assistant_mirror, history_assets.home_assistant_history],
+        selection=[history_assets.home_assistant_history],
+        resources={
+            "home_assistant": HomeAssistantResource(url=fake_ha.url, token=TOKEN, instance="retry"),
+            "mirror": MirrorDatabase(url=db_url),
+            "influxdb": InfluxDBResource(url=recorder.url, token=INFLUX_TOKEN, org="homeiq", bucket="home"),
+        },
+    )
+    assert again.success
+    assert len(recorder.bodies) >= 2 and recorder.bodies[0] == recorder.bodies[-1]  # same points, same times
+    assert export(victoria, "retry") == first
+
+
+@pytest.mark.parametrize(
+    ("fail_with", "message"),
+    [
+        ((401, "unauthorized access"), "rejected the token (check INFLUXDB_TOKEN): HTTP 401"),
+        ((404, 'bucket "home" not found'), "has no bucket 'home'"),
+    ],
+)
+def test_a_bad_token_or_a_missing_bucket_fails_clearly_without_retries_and_the_mirror_is_unaffected(
+    history_on: None, fake_ha: FakeHomeAssistant, db_url: str, recorder: Recorder, fail_with: tuple[int, str], message: str
+) -> None:
+    recorder.fail_with = fail_with
+    result = run_sync(fake_ha, db_url, recorder.url, "refused")
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+    assert message in str(failure.event_specific_data.error)
+    assert not any(e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY for e in result.all_events)
+    assert INFLUX_TOKEN not in str(failure.event_specific_data.error)
+    with sa.create_engine(db_url).connect() as connection:
+        devices = connection.execute(sa.text("SELECT count(*) FROM ha_devices WHERE removed_at IS NULL")).scalar()
+    assert devices == len(fake_ha.results["config/device_registry/list"])
+
+
+def test_influxdb_down_is_a_clear_error_that_the_asset_retries() -> None:
+    from influxdb_client import Point
+
+    from homeiq_pipeline.defs.influxdb.resources import InfluxDBUnavailable
+
+    resource = InfluxDBResource(url=f"http://127.0.0.1:{free_port()}", token=INFLUX_TOKEN, org="o", bucket="b", timeout_seconds=2)
+    started = time.monotonic()
+    with pytest.raises(InfluxDBUnavailable, match=r"InfluxDB at http://127.0.0.1:\d+ is unreachable") as failure:
+        resource.write([Point("ha_overview").field("devices", 1)])
+    assert time.monotonic() - started < 5 and INFLUX_TOKEN not in str(failure.value)
+    policy = history_assets.home_assistant_history.op.retry_policy
+    assert policy is not None and policy.max_retries >= 1
