@@ -3,7 +3,7 @@ accepts influxdb-client's v2 writes), behind a small proxy that records what was
 keeps numbers only, so string fields are checked in the recorded line protocol."""
 
 import importlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 import json
 import shutil
 import subprocess
@@ -212,7 +212,7 @@ def test_a_sync_writes_every_measurement_with_its_tags_and_fields(
     with sa.create_engine(db_url).connect() as connection:
         finished = connection.execute(sa.text("SELECT finished_at FROM ha_sync_runs")).scalar_one()
     stamps = {t for s in series for t in s["timestamps"]}
-    finished_ms = round(datetime.fromisoformat(str(finished)).replace(tzinfo=UTC).timestamp() * 1000)
+    finished_ms = (datetime.fromisoformat(str(finished)).replace(tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
     assert stamps == {finished_ms}
 
     # strings (VictoriaMetrics keeps numbers only): in what was sent
