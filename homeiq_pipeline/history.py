@@ -12,10 +12,12 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
+import sqlalchemy as sa
 from influxdb_client import Point, WritePrecision
 
-from .analytics import Mirror, device_inventory
+from .analytics import Mirror, device_inventory, home_overview, latest_picture
 from .analytics.compute import resolved
+from .storage.schema import registry_changes
 
 OVERVIEW_FIELDS = (
     "devices", "entities", "entities_enabled", "entities_disabled", "areas", "floors", "integrations",
@@ -110,3 +112,13 @@ def history_points(
         "ha_overview": [overview_point(overview, instance, time)],
         "ha_registry_change": list(change_points(changes, instance, time)),
     }
+
+
+def latest_sync_points(connection: sa.Connection, instance: str) -> tuple[dict[str, Any], dict[str, list[Point]]]:
+    """The points of the instance's latest sync (and that sync run), read from the mirror."""
+    run, picture = latest_picture(connection, instance)
+    changes = connection.execute(
+        sa.select(registry_changes).where(registry_changes.c.sync_run_id == run["id"])
+    ).mappings().all()
+    overview = home_overview(picture, run).to_dict("records")[0]
+    return run, history_points(picture, overview, changes, instance, run["finished_at"])

@@ -10,14 +10,19 @@ from .compute import (
     load_mirror,
     unavailable_entities,
 )
+from .refresh import NoSyncYet, Refreshed, latest_picture, refresh_analytics
 
 __all__ = [
     "Mirror",
+    "NoSyncYet",
+    "Refreshed",
     "area_summary",
     "device_inventory",
     "entity_availability",
     "home_overview",
     "integration_health",
+    "latest_picture",
     "load_mirror",
+    "refresh_analytics",
     "unavailable_entities",
 ]

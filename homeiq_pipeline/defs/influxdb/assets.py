@@ -1,11 +1,8 @@
 """The optional history asset: each sync's registry and state snapshot, written to InfluxDB."""
 
 import dagster as dg
-import sqlalchemy as sa
-
 from ... import analytics, history, settings
-from ...storage.queries import recent_sync_runs
-from ...storage.schema import MIRRORED_TABLES, registry_changes
+from ...storage.schema import MIRRORED_TABLES
 from ..resources import HomeAssistantResource, MirrorDatabase
 from .resources import InfluxDBRefused, InfluxDBResource, InfluxDBUnavailable
 
@@ -37,18 +34,12 @@ def home_assistant_history(
     if not settings.history_enabled():
         raise dg.Failure(f"The InfluxDB history is disabled. {HOW_TO_ENABLE}", allow_retries=False)
     instance = home_assistant.instance
-    with mirror.engine.connect() as connection:
-        runs = recent_sync_runs(connection, instance, limit=1)
-        if not runs:
-            raise dg.Failure(f"the mirror has no sync of instance {instance!r} yet", allow_retries=False)
-        run = runs[0]
-        picture = analytics.load_mirror(connection, instance)
-        changes = connection.execute(
-            sa.select(registry_changes).where(registry_changes.c.sync_run_id == run["id"])
-        ).mappings().all()
-    overview = analytics.home_overview(picture, run).to_dict("records")[0]
-    # The sync's own time: a retry writes the same series at the same time, so no duplicates.
-    points = history.history_points(picture, overview, changes, instance, run["finished_at"])
+    try:
+        with mirror.engine.connect() as connection:
+            # Stamped with the sync's own time: a retry writes the same series at the same time.
+            run, points = history.latest_sync_points(connection, instance)
+    except analytics.NoSyncYet as exc:
+        raise dg.Failure(str(exc), allow_retries=False) from None
     try:
         written = influxdb.write([point for batch in points.values() for point in batch])
     except InfluxDBRefused as exc:
