@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the homeiq-pipeline image from this checkout with podman (or docker).
 #
-#   docker/build-image.sh [--tag TAG] [--base-image IMAGE] [--offline]
+#   docker/build-image.sh [--tag TAG] [--base-image IMAGE] [--offline] [-- ENGINE-BUILD-ARGS...]
 #
 # --offline: no registry and no package index (CI): builds the local base image
 # (docker/build-base-image.sh) unless --base-image names one, builds the wheels on this machine
@@ -13,13 +13,15 @@ cd "$(dirname "$0")/.."
 TAG="localhost/homeiq-pipeline:latest"
 BASE_IMAGE=""
 OFFLINE=0
+EXTRA=()
 ENGINE="${CONTAINER_ENGINE:-$(command -v podman >/dev/null && echo podman || echo docker)}"
 while [ $# -gt 0 ]; do
     case "$1" in
         --tag) TAG="$2"; shift 2 ;;
         --base-image) BASE_IMAGE="$2"; shift 2 ;;
         --offline) OFFLINE=1; shift ;;
-        *) echo "usage: $0 [--tag TAG] [--base-image IMAGE] [--offline]" >&2; exit 2 ;;
+        --) shift; EXTRA=("$@"); break ;;
+        *) echo "usage: $0 [--tag TAG] [--base-image IMAGE] [--offline] [-- ENGINE-BUILD-ARGS...]" >&2; exit 2 ;;
     esac
 done
 
@@ -37,7 +39,8 @@ if [ "$OFFLINE" = 1 ]; then
     bash docker/build-wheels.sh docker/wheels
     args+=(--build-arg PIP_NO_INDEX=1 --network none)
 fi
-[ -n "$BASE_IMAGE" ] && args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
+if [ -n "$BASE_IMAGE" ]; then args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE"); fi
+args+=("${EXTRA[@]}")
 
 echo "build-image.sh: $ENGINE ${args[*]} ."
 "$ENGINE" "${args[@]}" .

@@ -45,7 +45,7 @@ COLUMNS = {
     "areas": ("area_id", "name", "floor_id"),
     "floors": ("floor_id", "name", "level"),
     "config_entries": ("entry_id", "domain", "title", "state", "disabled_by"),
-    "states": ("entity_id", "state", "last_changed", "attributes"),
+    "states": ("entity_id", "state", "last_changed"),
 }
 
 
@@ -56,7 +56,8 @@ def load_mirror(connection: sa.Connection, instance: str) -> Mirror:
         query = sa.select(*(table.c[c] for c in columns)).where(
             table.c.instance == instance, table.c.removed_at.is_(None)
         )
-        frames[field] = pd.DataFrame(connection.execute(query).all(), columns=list(columns))
+        # Plain tuples: pandas probes SQLAlchemy Row objects slowly, row by row.
+        frames[field] = pd.DataFrame(list(map(tuple, connection.execute(query))), columns=list(columns))
     return Mirror(**frames)
 
 
