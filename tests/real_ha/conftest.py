@@ -1,7 +1,7 @@
 """One real Home Assistant 2025.4.4 per test session, installed and started by the tests.
 
 HA lives in its own Python 3.13 venv (`$HOMEIQ_HA_VENV`, default ~/.cache/homeiq/ha-venv: built
-once, about 2.5 minutes, then reused), listens on 127.0.0.1 on a free port, keeps its config in
+once, 2-3.5 minutes, then reused), listens on 127.0.0.1 on a free port, keeps its config in
 pytest's tmp dir, and is stopped by PID when the session ends, even after failures.
 """
 
