@@ -5,8 +5,10 @@
 # `--build-arg BASE_IMAGE=IMAGE`. Needs root and debootstrap (docker/setup-podman.sh).
 #
 # The root file system is cached as a tarball under $HOMEIQ_CONTAINER_CACHE (default
-# ~/.cache/homeiq/container): a second run only imports it (seconds); without it, debootstrap
-# fetches about 40 MB of Debian packages (about a minute).
+# ~/.cache/homeiq/container), and the tarball is what counts: the image is an import of it
+# (labelled with its name), so a run with the tarball and its image does nothing, a run with only
+# the tarball imports it (seconds), and a run without it debootstraps anew (about a minute,
+# about 40 MB of Debian packages), even if an image of that name exists.
 set -euo pipefail
 
 IMAGE="${1:-localhost/homeiq-base:bookworm-python3.11}"
@@ -14,10 +16,12 @@ SUITE="${DEBIAN_SUITE:-bookworm}"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 PACKAGES="python3,python3-venv,ca-certificates"
 CACHE="${HOMEIQ_CONTAINER_CACHE:-$HOME/.cache/homeiq/container}"
-TARBALL="$CACHE/rootfs-$SUITE-$(echo "$PACKAGES" | md5sum | cut -c1-8).tar"
+KEY="rootfs-$SUITE-$(echo "$PACKAGES" | md5sum | cut -c1-8)"
+TARBALL="$CACHE/$KEY.tar"
 
-if podman image exists "$IMAGE"; then
-    echo "build-base-image.sh: $IMAGE exists"
+imported="$(podman image inspect --format '{{index .Labels "org.homeiq.rootfs"}}' "$IMAGE" 2>/dev/null || true)"
+if [ -s "$TARBALL" ] && [ "$imported" = "$KEY" ]; then
+    echo "build-base-image.sh: $IMAGE is the import of $TARBALL"
     exit 0
 fi
 
@@ -44,11 +48,16 @@ if [ ! -s "$TARBALL" ]; then
 fi
 
 echo "build-base-image.sh: importing $(du -h "$TARBALL" | cut -f1) root file system as $IMAGE"
+previous="$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
 podman import --quiet \
+    --change "LABEL org.homeiq.rootfs=$KEY" \
     --change 'ENV LANG=C.UTF-8' \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'CMD ["python3"]' \
     --message "debootstrap $SUITE minbase + $PACKAGES" \
     "$TARBALL" "$IMAGE" >/dev/null
-podman image exists "$IMAGE"
+current="$(podman image inspect --format '{{.Id}}' "$IMAGE")"
+if [ -n "$previous" ] && [ "$previous" != "$current" ]; then
+    podman rmi "$previous" >/dev/null 2>&1 || true  # the old import, unless something still uses it
+fi
 echo "build-base-image.sh: $IMAGE ready ($(podman run --rm --network=none "$IMAGE" python3 --version))"

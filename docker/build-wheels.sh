@@ -21,7 +21,9 @@ if [ "$version" != "$EXPECTED" ]; then
     echo "build-wheels.sh: $PYTHON is Python $version but the image runs $EXPECTED; set PYTHON=python$EXPECTED" >&2
     exit 2
 fi
-key="$( (cat pyproject.toml; echo "${EXTRA[*]}" "$version" "$(uname -m)") | sha256sum | cut -c1-12)"
+# Keyed by what decides the wheel set: the project's dependencies, the extras, Python, the machine.
+dependencies="$("$PYTHON" -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"])')"
+key="$(echo "$dependencies ${EXTRA[*]} $version $(uname -m)" | sha256sum | cut -c1-12)"
 cached="$CACHE/wheels-$key"
 
 if [ ! -s "$cached/.complete" ]; then
@@ -34,9 +36,11 @@ if [ ! -s "$cached/.complete" ]; then
     rm -f "$cached.tmp"/homeiq_pipeline-*.whl
     ls "$cached.tmp" > "$cached.tmp/.complete"
     rm -rf "$cached" && mv "$cached.tmp" "$cached"
+    # Older wheel sets (other dependencies) are not needed any more.
+    find "$CACHE" -maxdepth 1 -name 'wheels-*' ! -name "wheels-$key" -exec rm -rf {} +
 fi
 
 mkdir -p "$OUT"
 find "$OUT" -maxdepth 1 -name '*.whl' -delete
 cp -l "$cached"/*.whl "$OUT"/ 2>/dev/null || cp "$cached"/*.whl "$OUT"/
-echo "build-wheels.sh: $(ls "$OUT"/*.whl | wc -l) wheels ($(du -shc "$OUT"/*.whl | tail -1 | cut -f1)) in $OUT"
+echo "build-wheels.sh: $(find "$OUT" -maxdepth 1 -name "*.whl" | wc -l) wheels ($(du -shc "$OUT"/*.whl | tail -1 | cut -f1)) in $OUT"

@@ -13,7 +13,7 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
-packages=(podman buildah runc debootstrap netavark aardvark-dns iptables uidmap catatonit)
+packages=(podman buildah runc debootstrap netavark aardvark-dns iptables uidmap)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -40,13 +40,6 @@ network_backend = "netavark"
 CONF
 mv /etc/containers/containers.conf.d/50-homeiq.conf.new /etc/containers/containers.conf.d/50-homeiq.conf
 
-# No registry is reachable: never try to pull by a short name from one.
-if [ ! -e /etc/containers/registries.conf.d/50-homeiq.conf ]; then
-    mkdir -p /etc/containers/registries.conf.d
-    printf '# Written by homeiq-pipeline docker/setup-podman.sh\nshort-name-mode = "permissive"\n' \
-        > /etc/containers/registries.conf.d/50-homeiq.conf
-fi
-
 if ! "$TOOLS_VENV/bin/podman-compose" version 2>/dev/null | grep -q "podman-compose version $PODMAN_COMPOSE_VERSION"; then
     echo "setup-podman.sh: installing podman-compose $PODMAN_COMPOSE_VERSION into $TOOLS_VENV"
     python3 -m venv "$TOOLS_VENV"
@@ -54,6 +47,6 @@ if ! "$TOOLS_VENV/bin/podman-compose" version 2>/dev/null | grep -q "podman-comp
 fi
 ln -sf "$TOOLS_VENV/bin/podman-compose" /usr/local/bin/podman-compose
 
-podman version --format 'podman {{.Client.Version}}' 
+podman version --format 'podman {{.Client.Version}}'
 podman info --format 'runtime {{.Host.OCIRuntime.Name}}, network {{.Host.NetworkBackend}}, storage {{.Store.GraphDriverName}}, cgroups {{.Host.CgroupsVersion}}'
 podman-compose version 2>/dev/null | head -1

@@ -52,7 +52,7 @@ def not_available(what: str) -> None:
 
 def run(command: list[str], *, timeout: float = 120, check: bool = True, **options: Any) -> subprocess.CompletedProcess[str]:
     """Run a command; on failure, fail with its output (the last 4,000 characters)."""
-    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, **options)
+    result = subprocess.run(command, check=False, capture_output=True, text=True, timeout=timeout, **options)
     if check and result.returncode != 0:
         output = (result.stdout + result.stderr)[-4000:]
         pytest.fail(f"`{' '.join(command)}` exited {result.returncode}:\n{output}", pytrace=False)
@@ -92,7 +92,7 @@ def tools() -> dict[str, str]:
     compose = podman_compose()
     if not podman or not compose:
         not_available(f"{'podman' if not podman else 'podman-compose'} is not installed")
-    info = subprocess.run([podman, "info", "--format", "{{.Host.OCIRuntime.Name}}"], capture_output=True, text=True)
+    info = subprocess.run([podman, "info", "--format", "{{.Host.OCIRuntime.Name}}"], check=False, capture_output=True, text=True)
     if info.returncode != 0:
         not_available(f"`podman info` fails: {info.stderr.strip()[-500:]}")
     if not image_python():
@@ -107,12 +107,12 @@ def image(tools: dict[str, str]) -> Iterator[str]:
     tag = f"localhost/homeiq-pipeline:test-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "PYTHON": image_python() or "python3"}
 
-    exists = subprocess.run([podman, "image", "exists", BASE_IMAGE]).returncode == 0
+    exists = subprocess.run([podman, "image", "exists", BASE_IMAGE], check=False).returncode == 0
     if not exists and (os.geteuid() != 0 or not shutil.which("debootstrap")):
         not_available(f"the base image {BASE_IMAGE} is missing and building it needs root and debootstrap")
     started = time.monotonic()
     run(["bash", str(DOCKER / "build-base-image.sh"), BASE_IMAGE], timeout=600, env=env)
-    timed("base image (debootstrap + import)" if not exists else "base image (already there)", started)
+    timed("base image (debootstrap + import, or the cache)", started)
 
     started = time.monotonic()
     run(["bash", str(DOCKER / "build-wheels.sh"), str(DOCKER / "wheels")], timeout=600, env=env)
@@ -130,7 +130,7 @@ def image(tools: dict[str, str]) -> Iterator[str]:
         TIMINGS["image size"] = f"{int(size) / 1e6:.0f} MB"
         yield tag
     finally:
-        subprocess.run([podman, "rmi", "--force", tag], capture_output=True)
+        subprocess.run([podman, "rmi", "--force", tag], check=False, capture_output=True)
 
 
 @dataclass
@@ -186,7 +186,7 @@ class Stack:
     def save_logs(self) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
         for service, container in self.containers().items():
-            result = subprocess.run([self.podman, "logs", container], capture_output=True, text=True)
+            result = subprocess.run([self.podman, "logs", container], check=False, capture_output=True, text=True)
             (self.logs / f"{service}.log").write_text(result.stdout + result.stderr)
 
 
@@ -228,21 +228,28 @@ def stack(tools: dict[str, str], image: str, tmp_path_factory: pytest.TempPathFa
         try:
             stack.save_logs()
             if request.session.testsfailed > failed_before:
-                reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-                for log in sorted(stack.logs.glob("*.log")):
-                    reporter.write_line(f"\n----- {log.name} (last 40 lines; all in {log}) -----")
-                    for line in log.read_text().splitlines()[-40:]:
-                        reporter.write_line(line)
+                show_logs(request.config, stack.logs)
         finally:
             teardown(stack)
 
 
+def show_logs(config: pytest.Config, logs: Path) -> None:
+    """The containers' last log lines, on the terminal (past pytest's capture)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        for log in sorted(logs.glob("*.log")):
+            reporter.write_line(f"\n----- {log.name} (last 40 lines; all in {log}) -----")
+            for line in log.read_text().splitlines()[-40:]:
+                reporter.write_line(line)
+
+
 def teardown(stack: Stack) -> None:
     """compose down -v, then remove whatever is still labelled with the test's project."""
-    subprocess.run([*stack.command, "down", "--volumes", "--timeout", "10"], capture_output=True, env=stack.env, cwd=ROOT, timeout=180)
+    subprocess.run([*stack.command, "down", "--volumes", "--timeout", "10"], check=False, capture_output=True, env=stack.env, cwd=ROOT, timeout=180)
     label = f"label=io.podman.compose.project={stack.project}"
     for kind, remove in (("ps", ["rm", "--force", "--volumes"]), ("volume", ["volume", "rm", "--force"]), ("network", ["network", "rm", "--force"])):
         listing = [stack.podman, kind, "--all", "--quiet", "--filter", label] if kind == "ps" else [stack.podman, kind, "ls", "--quiet", "--filter", label]
-        leftovers = subprocess.run(listing, capture_output=True, text=True).stdout.split()
+        leftovers = subprocess.run(listing, check=False, capture_output=True, text=True).stdout.split()
         if leftovers:
-            subprocess.run([stack.podman, *remove, *leftovers], capture_output=True)
+            subprocess.run([stack.podman, *remove, *leftovers], check=False, capture_output=True)

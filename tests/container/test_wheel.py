@@ -47,7 +47,7 @@ def test_definitions_load_from_the_installed_wheel_in_a_fresh_venv(tmp_path: Pat
         "print(sorted(k.to_user_string() for k in d.resolve_all_asset_keys()))\n"
         "print(sorted({j.name for j in d.jobs}), [s.name for s in d.sensors], sorted(s.name for s in d.schedules))\n"
     )
-    result = subprocess.run([str(python), "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([str(python), "-c", probe], check=False, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     location, assets, jobs = result.stdout.splitlines()[-3:]
     assert location.startswith(str(site)), location  # the wheel, not the checkout
