@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,9 +49,8 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float =
 @dataclass
 class Deployment:
     url: str
-    ha: FakeHomeAssistant
+    ha: Any  # the Home Assistant it syncs: a FakeHomeAssistant, or a real one
     log: Path
-    process: subprocess.Popen[bytes]
 
     def graphql(self, query: str, **variables: Any) -> dict[str, Any]:
         request = urllib.request.Request(
@@ -76,6 +76,31 @@ class Deployment:
         values = ("intValue", "text", "floatValue", "mdStr")
         latest["metadata"] = {e["label"]: next((e[v] for v in values if v in e), None) for e in latest["metadataEntries"]}
         return latest
+
+
+SENSOR_TICKS_QUERY = """
+query Ticks {
+  sensorOrError(sensorSelector: {repositoryName: "__repository__", repositoryLocationName: "homeiq_pipeline",
+                                 sensorName: "home_assistant_reconnect"}) {
+    ... on Sensor { sensorState { ticks(limit: 20) { timestamp status skipReason } } }
+  }
+}
+"""
+
+
+def reconnect_runs(deployment: Deployment) -> list[dict[str, Any]]:
+    return [run for run in deployment.sync_runs() if run["tags"].get("homeiq/trigger") == "reconnect"]
+
+
+def finished(deployment: Deployment, reason: str) -> dict[str, Any] | None:
+    runs = [run for run in reconnect_runs(deployment) if run["tags"].get("homeiq/reason") == reason]
+    assert all(run["status"] in ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "SUCCESS") for run in runs), runs
+    return next((run for run in reversed(runs) if run["status"] == "SUCCESS"), None)
+
+
+def skipped_since(deployment: Deployment, since: float, text: str) -> int:
+    ticks = deployment.graphql(SENSOR_TICKS_QUERY)["sensorOrError"]["sensorState"]["ticks"]
+    return sum(1 for tick in ticks if tick["timestamp"] > since and text in (tick["skipReason"] or ""))
 
 
 RUNS_QUERY = """
@@ -106,16 +131,14 @@ query Asset($key: AssetKeyInput!) {
 """
 
 
-@pytest.fixture(scope="session")
-def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    """Webserver + daemon (`homeiq-pipeline run`), syncing a protocol server on a fixed port."""
-    tmp = tmp_path_factory.mktemp("deployment")
-    ha = FakeHomeAssistant(token=TOKEN, port=free_port()).start()
+@contextmanager
+def launched(tmp: Path, ha_url: str, token: str) -> Iterator[tuple[str, Path]]:
+    """`homeiq-pipeline run` (webserver + daemon) syncing the HA at `ha_url`: (UI URL, its log)."""
     port = free_port()
     env = {
         **os.environ,
-        "HA_URL": ha.url,
-        "HA_TOKEN": TOKEN,
+        "HA_URL": ha_url,
+        "HA_TOKEN": token,
         "HOMEIQ_DB_URL": f"sqlite:///{tmp / 'mirror.db'}",
         "DAGSTER_HOME": str(tmp / "dagster"),
         "HA_SENSOR_INTERVAL_SECONDS": str(SENSOR_INTERVAL),
@@ -126,17 +149,27 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             [sys.executable, "-m", "homeiq_pipeline.cli", "run", "--port", str(port)],
             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
-    deployment = Deployment(f"http://127.0.0.1:{port}", ha, log, process)
+    url = f"http://127.0.0.1:{port}"
     try:
-        wait_for("the Dagster webserver", lambda: _answers(deployment.url), timeout=90)
-        yield deployment
+        wait_for("the Dagster webserver", lambda: _answers(url), timeout=90)
+        yield url, log
     finally:
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
-        deployment.ha.stop()
+
+
+@pytest.fixture(scope="session")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """A deployment syncing a protocol server on a fixed port, which tests stop and restart."""
+    ha = FakeHomeAssistant(token=TOKEN, port=free_port()).start()
+    try:
+        with launched(tmp_path_factory.mktemp("deployment"), ha.url, TOKEN) as (url, log):
+            yield Deployment(url, ha, log)
+    finally:
+        ha.stop()
 
 
 def _answers(url: str) -> bool:

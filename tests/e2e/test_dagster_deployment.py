@@ -7,34 +7,9 @@ import pytest
 
 import time
 
-from .conftest import SENSOR_INTERVAL, Deployment, wait_for
+from .conftest import SENSOR_INTERVAL, Deployment, finished, reconnect_runs, skipped_since, wait_for
 
 pytestmark = pytest.mark.e2e
-
-SENSOR_TICKS_QUERY = """
-query Ticks {
-  sensorOrError(sensorSelector: {repositoryName: "__repository__", repositoryLocationName: "homeiq_pipeline",
-                                 sensorName: "home_assistant_reconnect"}) {
-    ... on Sensor { sensorState { ticks(limit: 20) { timestamp status skipReason } } }
-  }
-}
-"""
-
-
-def reconnect_runs(deployment: Deployment) -> list[dict]:
-    return [run for run in deployment.sync_runs() if run["tags"].get("homeiq/trigger") == "reconnect"]
-
-
-def finished(deployment: Deployment, reason: str) -> dict | None:
-    runs = [run for run in reconnect_runs(deployment) if run["tags"].get("homeiq/reason") == reason]
-    assert all(run["status"] in ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "SUCCESS") for run in runs), runs
-    return next((run for run in reversed(runs) if run["status"] == "SUCCESS"), None)
-
-
-def skipped_since(deployment: Deployment, since: float, text: str) -> int:
-    ticks = deployment.graphql(SENSOR_TICKS_QUERY)["sensorOrError"]["sensorState"]["ticks"]
-    return sum(1 for tick in ticks if tick["timestamp"] > since and text in (tick["skipReason"] or ""))
-
 
 def test_the_first_contact_syncs_and_the_run_carries_metadata(deployment: Deployment) -> None:
     run = wait_for("the first-contact sync", lambda: finished(deployment, "first contact"), timeout=120)
