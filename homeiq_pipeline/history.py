@@ -96,13 +96,15 @@ def overview_point(overview: Mapping[str, Any], instance: str, time: datetime) -
 
 
 def change_points(changes: Iterable[Mapping[str, Any]], instance: str, time: datetime) -> Iterator[Point]:
+    """One point per registry row the sync added, updated or removed (rows of ha_registry_changes)."""
     for change in changes:
-        yield _point(
-            "ha_registry_change",
-            time,
-            {"instance": instance, "table": change["table_name"], "action": change["action"], "id": change["key"]},
-            {"changed": 1},
-        )
+        for key in change["keys"]:
+            yield _point(
+                "ha_registry_change",
+                time,
+                {"instance": instance, "table": change["table_name"], "action": change["action"], "id": key},
+                {"changed": 1},
+            )
 
 
 def state_classes(connection: sa.Connection, instance: str) -> pd.DataFrame:

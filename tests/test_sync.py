@@ -250,7 +250,11 @@ def changes_of(engine: sa.Engine, run_id: int) -> set[tuple[str, str, str]]:
         rows = connection.execute(
             sa.select(storage.registry_changes).where(storage.registry_changes.c.sync_run_id == run_id)
         ).mappings()
-        return {(row["table_name"], row["action"], row["key"]) for row in rows}
+        found = {(row["table_name"], row["action"], key) for row in rows for key in row["keys"]}
+        counted = sum(row["count"] for row in connection.execute(
+            sa.select(storage.registry_changes).where(storage.registry_changes.c.sync_run_id == run_id)).mappings())
+        assert counted == len(found)
+        return found
 
 
 def test_each_sync_logs_what_it_changed_in_the_registries(fake_ha: FakeHomeAssistant, engine: sa.Engine) -> None:

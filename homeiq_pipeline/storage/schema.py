@@ -229,14 +229,16 @@ REGISTRY_TABLES: tuple[MirroredTable, ...] = (devices, entities, areas, floors, 
 registry_changes = sa.Table(
     "ha_registry_changes",
     metadata,
-    # No primary key: rows are only ever appended, and read by sync run.
-    sa.Column("sync_run_id", sa.Integer, sa.ForeignKey("ha_sync_runs.id"), nullable=False),
+    # One row per sync, table and action, listing the keys: a sync that adds 50,000 rows writes
+    # one row, not 50,000 (SQLite: json_each(keys); PostgreSQL: json_array_elements_text(keys)).
+    sa.Column("sync_run_id", sa.Integer, sa.ForeignKey("ha_sync_runs.id"), primary_key=True),
+    sa.Column("table_name", sa.String(40), primary_key=True),
+    sa.Column("action", sa.String(10), primary_key=True),  # added | updated | removed
     sa.Column("instance", sa.String(100), nullable=False),
-    sa.Column("table_name", sa.String(40), nullable=False),
-    sa.Column("key", sa.String(255), nullable=False),  # the row's key in that table
-    sa.Column("action", sa.String(10), nullable=False),  # added | updated | removed
-    sa.Index("ix_ha_registry_changes_sync_run_id", "sync_run_id"),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("keys", J, nullable=False),  # the rows' keys in that table (id, entity registry id, ...)
 )
+
 
 # -- Analytics: derived from the mirror after each sync (homeiq_pipeline.analytics) --------------
 # Each table but the overview holds the current picture of each instance, replaced atomically.

@@ -10,6 +10,7 @@ Any error rolls the whole transaction back: the database stays as it was.
 from __future__ import annotations
 
 import itertools
+import operator
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -186,30 +187,18 @@ def _plan(
 
 
 def _log_registry_changes(connection: sa.Connection, plans: Iterable[_TablePlan], run_id: int, instance: str) -> None:
-    tables: list[str] = []
-    keys: list[str] = []
-    actions: list[str] = []
+    rows = []
     for plan in plans:
         if plan.spec not in REGISTRY_TABLES:
             continue
-        added, key = set(plan.added_keys), plan.spec.key
+        key, added = plan.spec.key, set(plan.added_keys)
         updated = [entry[key] for entry, _ in plan.upserts if entry[key] not in added]
-        for action, changed in (("added", plan.added_keys), ("updated", updated), ("removed", plan.removed_keys)):
-            tables += [plan.spec.name] * len(changed)
-            keys += changed
-            actions += [action] * len(changed)
-    if keys:
-        _execute_columns(
-            connection,
-            registry_changes.insert(),
-            {
-                "sync_run_id": itertools.repeat(run_id),
-                "instance": itertools.repeat(instance),
-                "table_name": tables,
-                "key": keys,
-                "action": actions,
-            },
-        )
+        for action, keys in (("added", plan.added_keys), ("updated", updated), ("removed", plan.removed_keys)):
+            if keys:
+                rows.append({"sync_run_id": run_id, "table_name": plan.spec.name, "action": action,
+                             "instance": instance, "count": len(keys), "keys": keys})
+    if rows:
+        connection.execute(registry_changes.insert(), rows)
 
 
 def _guard_against_data_loss(plans: Iterable[_TablePlan], max_share: float) -> None:
@@ -274,18 +263,27 @@ def _upsert(connection: sa.Connection, plan: _TablePlan, instance: str, now: dat
 
 def _execute_columns(connection: sa.Connection, statement: sa.Executable, values: dict[str, Iterable[Any]]) -> None:
     """Execute `statement` once per row of `values` (column -> its values, ready for the driver;
-    an endless iterator for a constant).
+    an endless iterator for a constant)."""
+    _execute_rows(connection, statement, tuple(values), list(zip(*values.values())))
+
+
+def _execute_rows(
+    connection: sa.Connection, statement: sa.Executable, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+) -> None:
+    """Execute `statement` once per row (values of `columns`, ready for the driver).
 
     SQLAlchemy writes the SQL; the rows go straight to the driver's executemany, which halves the
     time of a large sync (measured: bench/sync_bench.py) compared with SQLAlchemy assembling and
     converting parameters row by row.
     """
-    columns = list(values)
-    compiled = statement.compile(dialect=connection.dialect, column_keys=columns)
-    if compiled.positional:  # sqlite3: tuples in the statement's order
-        rows: list[Any] = list(zip(*(values[name] for name in compiled.positiontup or ())))
-    else:  # named parameters (psycopg): dicts
-        rows = [dict(zip(columns, row)) for row in zip(*values.values())]
+    compiled = statement.compile(dialect=connection.dialect, column_keys=list(columns))
+    if not compiled.positional:  # named parameters (psycopg): dicts
+        connection.exec_driver_sql(compiled.string, [dict(zip(columns, row)) for row in rows])
+        return
+    order = tuple(compiled.positiontup or ())  # sqlite3: tuples in the statement's order
+    if order != columns:
+        reorder = operator.itemgetter(*(columns.index(name) for name in order))
+        rows = [reorder(row) for row in rows]
     connection.exec_driver_sql(compiled.string, rows)
 
 
