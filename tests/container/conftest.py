@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from ..e2e.conftest import RUNS_QUERY, free_port, wait_for
+from ..e2e.conftest import free_port, graphql, sync_runs, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
@@ -155,21 +155,10 @@ class Stack:
         return {c["Labels"]["com.docker.compose.service"]: c["Names"][0] for c in json.loads(listing.stdout or "[]")}
 
     def graphql(self, query: str, **variables: Any) -> dict[str, Any]:
-        request = urllib.request.Request(
-            f"{self.url}/graphql",
-            data=json.dumps({"query": query, "variables": variables}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            body = json.loads(response.read())
-        assert "errors" not in body, body["errors"]
-        return body["data"]
+        return graphql(self.url, query, **variables)
 
     def sync_runs(self) -> list[dict[str, Any]]:
-        runs = self.graphql(RUNS_QUERY, filter={"pipelineName": "sync_home_assistant"})["runsOrError"]["results"]
-        for one in runs:
-            one["tags"] = {tag["key"]: tag["value"] for tag in one["tags"]}
-        return sorted(runs, key=lambda one: one["creationTime"])
+        return sync_runs(self.url)
 
     def answers(self) -> bool:
         try:

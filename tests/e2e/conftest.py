@@ -46,6 +46,27 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float =
         time.sleep(every)
 
 
+def graphql(url: str, query: str, **variables: Any) -> dict[str, Any]:
+    """One query to the Dagster webserver at `url`; GraphQL errors fail the test."""
+    request = urllib.request.Request(
+        f"{url}/graphql",
+        data=json.dumps({"query": query, "variables": variables}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        body = json.loads(response.read())
+    assert "errors" not in body, body["errors"]
+    return body["data"]
+
+
+def sync_runs(url: str) -> list[dict[str, Any]]:
+    """Every run of the sync job, oldest first, its tags as a dict."""
+    runs = graphql(url, RUNS_QUERY, filter={"pipelineName": "sync_home_assistant"})["runsOrError"]["results"]
+    for run in runs:
+        run["tags"] = {tag["key"]: tag["value"] for tag in run["tags"]}
+    return sorted(runs, key=lambda run: run["creationTime"])
+
+
 @dataclass
 class Deployment:
     url: str
@@ -53,22 +74,10 @@ class Deployment:
     log: Path
 
     def graphql(self, query: str, **variables: Any) -> dict[str, Any]:
-        request = urllib.request.Request(
-            f"{self.url}/graphql",
-            data=json.dumps({"query": query, "variables": variables}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            body = json.loads(response.read())
-        assert "errors" not in body, body["errors"]
-        return body["data"]
+        return graphql(self.url, query, **variables)
 
     def sync_runs(self) -> list[dict[str, Any]]:
-        data = self.graphql(RUNS_QUERY, filter={"pipelineName": "sync_home_assistant"})
-        runs = data["runsOrError"]["results"]
-        for run in runs:
-            run["tags"] = {tag["key"]: tag["value"] for tag in run["tags"]}
-        return sorted(runs, key=lambda run: run["creationTime"])
+        return sync_runs(self.url)
 
     def latest_materialization(self, asset: str) -> dict[str, Any]:
         data = self.graphql(ASSET_QUERY, key={"path": [asset]})
