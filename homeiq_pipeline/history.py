@@ -3,20 +3,23 @@ HA's own InfluxDB exporter lacks (area, floor, device, integration). Pure: no ne
 
 Every point of one sync carries that sync's timestamp, so writing them again (a retried run)
 overwrites the same series and times instead of adding points.
+
+Points are encoded as line protocol here, by influxdb-client's own rules (a test compares the
+two): building 55,000 `Point` objects and serialising them took longer than the sync itself.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import math
 
 import pandas as pd
 import sqlalchemy as sa
-from influxdb_client import Point, WritePrecision
 
 from .analytics import Mirror, device_inventory, home_overview, latest_picture
-from .analytics.compute import resolved
 from .storage.schema import registry_changes
 from .storage.schema import states as states_table
 
@@ -31,15 +34,40 @@ def _present(value: Any) -> bool:
     return value is not None and value == value  # NaN, pandas' missing value, is not equal to itself
 
 
-def _point(measurement: str, time: datetime, tags: Mapping[str, Any], fields: Mapping[str, Any]) -> Point:
-    point = Point(measurement).time(time, WritePrecision.MS)
-    for key, value in tags.items():
-        if value is not None and value == value and value != "":
-            point.tag(key, str(value))
-    for key, value in fields.items():
-        if value is not None and value == value:
-            point.field(key, value)
-    return point
+# influxdb-client's escaping (influxdb_client/client/write/point.py)
+_ESCAPE_KEY = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": r"\n", "\t": r"\t", "\r": r"\r"})
+_ESCAPE_STRING = str.maketrans({'"': r"\"", "\\": r"\\"})
+
+
+def _field(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value}i"
+    if isinstance(value, float):
+        text = str(value)
+        return text[:-2] if text.endswith(".0") else text
+    return '"' + str(value).translate(_ESCAPE_STRING) + '"'
+
+
+def _tag_value(value: Any) -> str:
+    text = str(value).translate(_ESCAPE_KEY)
+    return text + " " if text.endswith("\\") else text  # a trailing backslash would escape the comma
+
+
+def _point(measurement: str, time_ms: int, tags: Mapping[str, Any], fields: Mapping[str, Any]) -> str:
+    """One line of line protocol; missing tags and fields (None, NaN, "", inf) are left out."""
+    tag_text = "".join(
+        f",{key}={_tag_value(value)}"
+        for key, value in sorted(tags.items())
+        if value is not None and value == value and value != ""
+    )
+    field_text = ",".join(
+        f"{key}={_field(value)}"
+        for key, value in sorted(fields.items())
+        if value is not None and value == value and value not in (math.inf, -math.inf)
+    )
+    return f"{measurement}{tag_text} {field_text} {time_ms}"  # our measurement and key names need no escaping
 
 
 def numeric(state: Any) -> float | None:
@@ -51,7 +79,7 @@ def numeric(state: Any) -> float | None:
     return value if value == value and value not in (float("inf"), float("-inf")) else None
 
 
-def device_points(m: Mirror, instance: str, time: datetime) -> Iterator[Point]:
+def device_points(m: Mirror, instance: str, time: int) -> Iterator[str]:
     for device in device_inventory(m).to_dict("records"):
         yield _point(
             "ha_device",
@@ -64,29 +92,67 @@ def device_points(m: Mirror, instance: str, time: datetime) -> Iterator[Point]:
         )
 
 
-def entity_points(m: Mirror, classes: pd.DataFrame, instance: str, time: datetime) -> Iterator[Point]:
-    """One point per entity with a state (also those without a registry entry). `classes` has each
-    state's `device_class` and `unit_of_measurement` attributes (see `state_classes`)."""
-    _, entities = resolved(m)
+def entity_frame(m: Mirror, classes: pd.DataFrame, instance: str) -> pd.DataFrame:
+    """Every state with the tags and fields of its ha_entity point (also states without a registry
+    entry). `classes` has each state's `device_class` and `unit_of_measurement` attributes."""
+    _, entities = m.resolved
     context = ["entity_id", "integration", "device_id", "area_name", "floor_name", "disabled_by", "hidden_by"]
     states = m.states.merge(entities[context], on="entity_id", how="left").merge(classes, on="entity_id", how="left")
-    columns = ["entity_id", "state", *context[1:], "device_class", "unit_of_measurement"]
-    # zip over columns: far quicker than DataFrame.to_dict for 50,000 rows
-    for entity_id, state, integration, device_id, area, floor, disabled_by, hidden_by, device_class, unit in zip(
-        *(states[column] for column in columns), strict=True
-    ):
-        yield _point(
-            "ha_entity",
-            time,
-            {"instance": instance, "entity_id": entity_id, "domain": entity_id.split(".", 1)[0],
-             "integration": integration, "device_id": device_id, "area": area, "floor": floor,
-             "device_class": device_class, "unit": unit},
-            {"state": state, "value": numeric(state), "available": state != "unavailable",
-             "disabled": _present(disabled_by), "hidden": _present(hidden_by)},
+    return pd.DataFrame(
+        {
+            # tags
+            "instance": instance,
+            "entity_id": states["entity_id"],
+            "domain": states["entity_id"].str.split(".", n=1).str[0],
+            "integration": states["integration"],
+            "device_id": states["device_id"],
+            "area": states["area_name"],
+            "floor": states["floor_name"],
+            "device_class": states["device_class"],
+            "unit": states["unit_of_measurement"],
+            # fields
+            "state": states["state"],
+            "value": [numeric(state) for state in states["state"]],
+            "available": states["state"] != "unavailable",
+            "disabled": states["disabled_by"].notna(),
+            "hidden": states["hidden_by"].notna(),
+        }
+    )
+
+
+ENTITY_TAGS = ("area", "device_class", "device_id", "domain", "entity_id", "floor", "instance", "integration", "unit")
+
+
+def _tag_column(key: str, values: Iterable[Any]) -> list[str]:
+    """",key=value" per row (escaped like `_point`), "" where the value is missing."""
+    texts = []
+    for value in values:
+        if value is None or value != value or value == "":
+            texts.append("")
+        else:
+            texts.append(f",{key}={_tag_value(value)}")
+    return texts
+
+
+def entity_points(m: Mirror, classes: pd.DataFrame, instance: str, time: int) -> list[str]:
+    """The ha_entity lines, built a column at a time: the same text as `_point` (a test checks),
+    several times faster for 50,000 states."""
+    frame = entity_frame(m, classes, instance)
+    columns = [_tag_column(key, frame[key].tolist()) for key in ENTITY_TAGS]  # sorted, as `_point` does
+    flags = {key: ["true" if flag else "false" for flag in frame[key].tolist()] for key in ("available", "disabled", "hidden")}
+    fields = [
+        f" available={available},disabled={disabled},hidden={hidden},state=\"{str(state).translate(_ESCAPE_STRING)}\""
+        + ("" if value is None or value != value else f",value={_field(value)}")
+        + f" {time}"
+        for available, disabled, hidden, state, value in zip(
+            flags["available"], flags["disabled"], flags["hidden"], frame["state"].tolist(), frame["value"].tolist(),
+            strict=True,
         )
+    ]
+    return ["ha_entity" + "".join(parts) for parts in zip(*columns, fields, strict=True)]
 
 
-def overview_point(overview: Mapping[str, Any], instance: str, time: datetime) -> Point:
+def overview_point(overview: Mapping[str, Any], instance: str, time: int) -> str:
     return _point(
         "ha_overview",
         time,
@@ -95,7 +161,7 @@ def overview_point(overview: Mapping[str, Any], instance: str, time: datetime) -
     )
 
 
-def change_points(changes: Iterable[Mapping[str, Any]], instance: str, time: datetime) -> Iterator[Point]:
+def change_points(changes: Iterable[Mapping[str, Any]], instance: str, time: int) -> Iterator[str]:
     """One point per registry row the sync added, updated or removed (rows of ha_registry_changes)."""
     for change in changes:
         for key in change["keys"]:
@@ -125,18 +191,23 @@ def history_points(
     overview: Mapping[str, Any],
     changes: Iterable[Mapping[str, Any]],
     instance: str,
-    time: datetime,
-) -> dict[str, list[Point]]:
+    time: int,
+) -> dict[str, list[str]]:
     """Everything one sync writes to InfluxDB, by measurement, stamped with the sync's time."""
     return {
         "ha_device": list(device_points(m, instance, time)),
-        "ha_entity": list(entity_points(m, classes, instance, time)),
+        "ha_entity": entity_points(m, classes, instance, time),
         "ha_overview": [overview_point(overview, instance, time)],
         "ha_registry_change": list(change_points(changes, instance, time)),
     }
 
 
-def latest_sync_points(connection: sa.Connection, instance: str) -> tuple[dict[str, Any], dict[str, list[Point]]]:
+def epoch_ms(moment: datetime) -> int:
+    """Milliseconds since the epoch, exact (no float rounding)."""
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+
+
+def latest_sync_points(connection: sa.Connection, instance: str) -> tuple[dict[str, Any], dict[str, list[str]]]:
     """The points of the instance's latest sync (and that sync run), read from the mirror."""
     run, picture = latest_picture(connection, instance)
     changes = connection.execute(
@@ -144,4 +215,4 @@ def latest_sync_points(connection: sa.Connection, instance: str) -> tuple[dict[s
     ).mappings().all()
     overview = home_overview(picture, run).to_dict("records")[0]
     classes = state_classes(connection, instance)
-    return run, history_points(picture, classes, overview, changes, instance, run["finished_at"])
+    return run, history_points(picture, classes, overview, changes, instance, epoch_ms(run["finished_at"]))

@@ -15,6 +15,7 @@ Percentages are NULL, never 0, when there is nothing to divide by.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import pandas as pd
@@ -36,6 +37,11 @@ class Mirror:
     floors: pd.DataFrame
     config_entries: pd.DataFrame
     states: pd.DataFrame
+
+    @cached_property
+    def resolved(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Devices and entities with names, integration and areas resolved, computed once (read only)."""
+        return _resolve(self)
 
 
 COLUMNS = {
@@ -74,7 +80,7 @@ def _percent(part: float, whole: float) -> float | None:
     return round(100.0 * part / whole, 2) if whole else None
 
 
-def resolved(m: Mirror) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _resolve(m: Mirror) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Devices and entities with their integration, names, effective area and floor resolved."""
     entries = m.config_entries.set_index("entry_id")
     area_names = m.areas.set_index("area_id")["name"]
@@ -133,7 +139,7 @@ def home_overview(m: Mirror, sync_run: dict[str, Any]) -> pd.DataFrame:
 
 
 def integration_health(m: Mirror) -> pd.DataFrame:
-    devices, entities = resolved(m)
+    devices, entities = m.resolved
     entries = m.config_entries
     domains = sorted(set(entries["domain"].dropna()) | set(entities["integration"].dropna()))
     rows = []
@@ -176,7 +182,7 @@ INTEGRATION_HEALTH_COLUMNS = [
 
 
 def device_inventory(m: Mirror) -> pd.DataFrame:
-    devices, entities = resolved(m)
+    devices, entities = m.resolved
     per_device = entities.groupby("device_id").agg(entities=("id", "size"), unavailable_entities=("unavailable", "sum"))
     display_names = devices.set_index("id")["display_name"]
     frame = pd.DataFrame(
@@ -204,7 +210,7 @@ def device_inventory(m: Mirror) -> pd.DataFrame:
 
 def _state_table(m: Mirror) -> pd.DataFrame:
     """Every state, with its registry entry's integration, device and effective area where it has one."""
-    devices, entities = resolved(m)
+    devices, entities = m.resolved
     states = m.states.merge(
         entities[["entity_id", "integration", "device_id", "effective_area_id"]], on="entity_id", how="left"
     )
@@ -237,7 +243,7 @@ def unavailable_entities(m: Mirror) -> pd.DataFrame:
 
 
 def area_summary(m: Mirror) -> pd.DataFrame:
-    devices, entities = resolved(m)
+    devices, entities = m.resolved
     areas = m.areas.assign(floor_name=m.areas["floor_id"].map(m.floors.set_index("floor_id")["name"]))
     device_counts = devices["area_id"].value_counts()
     entity_counts = entities["effective_area_id"].value_counts()

@@ -3,7 +3,7 @@
 import os
 
 import dagster as dg
-from influxdb_client import InfluxDBClient, Point
+from influxdb_client import InfluxDBClient, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 from pydantic import Field
@@ -29,23 +29,27 @@ class InfluxDBResource(dg.ConfigurableResource):
     ssl_ca_cert: str | None = Field(default=None, description="CA file for a self-signed certificate")
     timeout_seconds: float = Field(default=30.0, description="seconds per request")
 
-    def write(self, points: list[Point]) -> int:
-        """Write all points, in batches; return how many. Raises InfluxDBUnavailable or InfluxDBRefused."""
+    def write(self, lines: list[str]) -> int:
+        """Write line-protocol lines (millisecond times), in batches; return how many.
+        Raises InfluxDBUnavailable or InfluxDBRefused."""
         client = InfluxDBClient(
             url=self.url, token=self.token, org=self.org, timeout=int(self.timeout_seconds * 1000),
             verify_ssl=self.verify_ssl, ssl_ca_cert=self.ssl_ca_cert, retries=False,
         )
         try:
             with client.write_api(write_options=SYNCHRONOUS) as writer:
-                for start in range(0, len(points), BATCH):
-                    writer.write(bucket=self.bucket, org=self.org, record=points[start : start + BATCH])
+                for start in range(0, len(lines), BATCH):
+                    writer.write(
+                        bucket=self.bucket, org=self.org, record=lines[start : start + BATCH],
+                        write_precision=WritePrecision.MS,
+                    )
         except ApiException as exc:
             raise InfluxDBRefused(_explain(exc, self.bucket, self.url)) from None
         except (HTTPError, OSError) as exc:
             raise InfluxDBUnavailable(f"InfluxDB at {self.url} is unreachable: {type(exc).__name__}: {exc}") from None
         finally:
             client.close()
-        return len(points)
+        return len(lines)
 
 
 def _explain(exc: ApiException, bucket: str, url: str) -> str:
