@@ -50,22 +50,21 @@ def _field(value: Any) -> str:
     return '"' + str(value).translate(_ESCAPE_STRING) + '"'
 
 
-def _tag_value(value: Any) -> str:
+def _tag(key: str, value: Any) -> str:
+    """",key=value", escaped; "" for a missing value (None, NaN, "")."""
+    if not _present(value) or value == "":
+        return ""
     text = str(value).translate(_ESCAPE_KEY)
-    return text + " " if text.endswith("\\") else text  # a trailing backslash would escape the comma
+    return f",{key}={text} " if text.endswith("\\") else f",{key}={text}"  # a trailing backslash would escape the comma
 
 
 def _point(measurement: str, time_ms: int, tags: Mapping[str, Any], fields: Mapping[str, Any]) -> str:
     """One line of line protocol; missing tags and fields (None, NaN, "", inf) are left out."""
-    tag_text = "".join(
-        f",{key}={_tag_value(value)}"
-        for key, value in sorted(tags.items())
-        if value is not None and value == value and value != ""
-    )
+    tag_text = "".join(_tag(key, value) for key, value in sorted(tags.items()))
     field_text = ",".join(
         f"{key}={_field(value)}"
         for key, value in sorted(fields.items())
-        if value is not None and value == value and value not in (math.inf, -math.inf)
+        if _present(value) and value not in (math.inf, -math.inf)
     )
     return f"{measurement}{tag_text} {field_text} {time_ms}"  # our measurement and key names need no escaping
 
@@ -123,26 +122,15 @@ def entity_frame(m: Mirror, classes: pd.DataFrame, instance: str) -> pd.DataFram
 ENTITY_TAGS = ("area", "device_class", "device_id", "domain", "entity_id", "floor", "instance", "integration", "unit")
 
 
-def _tag_column(key: str, values: Iterable[Any]) -> list[str]:
-    """",key=value" per row (escaped like `_point`), "" where the value is missing."""
-    texts = []
-    for value in values:
-        if value is None or value != value or value == "":
-            texts.append("")
-        else:
-            texts.append(f",{key}={_tag_value(value)}")
-    return texts
-
-
 def entity_points(m: Mirror, classes: pd.DataFrame, instance: str, time: int) -> list[str]:
     """The ha_entity lines, built a column at a time: the same text as `_point` (a test checks),
     several times faster for 50,000 states."""
     frame = entity_frame(m, classes, instance)
-    columns = [_tag_column(key, frame[key].tolist()) for key in ENTITY_TAGS]  # sorted, as `_point` does
+    columns = [[_tag(key, value) for value in frame[key].tolist()] for key in ENTITY_TAGS]  # sorted, as `_point` does
     flags = {key: ["true" if flag else "false" for flag in frame[key].tolist()] for key in ("available", "disabled", "hidden")}
     fields = [
         f" available={available},disabled={disabled},hidden={hidden},state=\"{str(state).translate(_ESCAPE_STRING)}\""
-        + ("" if value is None or value != value else f",value={_field(value)}")
+        + (f",value={_field(value)}" if _present(value) else "")
         + f" {time}"
         for available, disabled, hidden, state, value in zip(
             flags["available"], flags["disabled"], flags["hidden"], frame["state"].tolist(), frame["value"].tolist(),

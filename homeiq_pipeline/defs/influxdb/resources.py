@@ -9,6 +9,8 @@ from influxdb_client.rest import ApiException
 from pydantic import Field
 from urllib3.exceptions import HTTPError
 
+from ... import settings
+
 BATCH = 5_000  # points per request
 
 
@@ -67,7 +69,7 @@ def resources() -> dg.Definitions:
                 token=dg.EnvVar("INFLUXDB_TOKEN"),
                 org=os.environ.get("INFLUXDB_ORG") or "homeiq",
                 bucket=os.environ.get("INFLUXDB_BUCKET") or "home_assistant",
-                verify_ssl=os.environ.get("INFLUXDB_VERIFY_SSL", "true").lower() != "false",
+                verify_ssl=settings.env_flag("INFLUXDB_VERIFY_SSL", True),
                 ssl_ca_cert=os.environ.get("INFLUXDB_CA_BUNDLE") or None,
             )
         }
