@@ -56,7 +56,7 @@ def test_a_resync_without_change_writes_no_row(fake_ha: FakeHomeAssistant, engin
     sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     result = sync(fake_ha, engine)
     written = [s for s in statements if s.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))]
-    assert written == [next(s for s in written if "ha_sync_runs" in s)]  # only the run record
+    assert written and all("ha_sync_runs" in s for s in written)  # only the run record
     assert result.rows_written == 0
     assert all(c.unchanged == c.live for c in result.counts.values())
     assert {spec.name: all_rows(engine, spec) for spec in MIRRORED_TABLES} == before

@@ -25,11 +25,15 @@ def row_counts(connection: sa.Connection, instance: str) -> dict[str, dict[str, 
     return counts
 
 
-def recent_sync_runs(connection: sa.Connection, instance: str, limit: int = 5) -> list[dict[str, Any]]:
-    """The newest sync runs of one instance, newest first; times as aware UTC datetimes."""
-    rows = connection.execute(
-        sa.select(sync_runs).where(sync_runs.c.instance == instance).order_by(sync_runs.c.id.desc()).limit(limit)
-    )
+def recent_sync_runs(
+    connection: sa.Connection, instance: str, limit: int = 5, *, outcome: str | None = "success"
+) -> list[dict[str, Any]]:
+    """The newest sync runs of one instance (of one `outcome`; None: all), newest first; times as
+    aware UTC datetimes. Only successful runs describe the mirror: others are running or interrupted."""
+    query = sa.select(sync_runs).where(sync_runs.c.instance == instance)
+    if outcome is not None:
+        query = query.where(sync_runs.c.outcome == outcome)
+    rows = connection.execute(query.order_by(sync_runs.c.id.desc()).limit(limit))
     return [
         {**row._mapping, "started_at": _utc(row.started_at), "finished_at": _utc(row.finished_at)} for row in rows
     ]

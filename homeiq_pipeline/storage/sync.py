@@ -3,12 +3,15 @@
 For each table: load the keys and content hashes already stored (memory proportional to one
 snapshot), classify every entry as added, updated or unchanged, and every stored live row that
 the snapshot lacks as removed. Only added and updated rows are written, by one bulk
-`INSERT ... ON CONFLICT DO UPDATE`; removals set `removed_at`. A sync-run row records the counts.
-Any error rolls the whole transaction back: the database stays as it was.
+`INSERT ... ON CONFLICT DO UPDATE`; removals set `removed_at`. A sync-run row records the counts;
+it is written as "running" just before the write transaction, so a run killed mid-write is found
+and marked "interrupted" by the next sync. Any error rolls the whole transaction back (and removes
+that row): the database stays as it was.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import operator
 from collections import Counter
@@ -31,6 +34,8 @@ DEFAULT_MAX_REMOVED_SHARE = 0.5
 GUARDED_TABLES: tuple[MirroredTable, ...] = (devices, entities)
 WRITE_CHUNK = 2_000
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1  # SQL integers
+# ha_sync_runs.outcome: a run is "running" while it writes; a killed one is found "interrupted".
+RUNNING, SUCCESS, INTERRUPTED = "running", "success", "interrupted"
 
 
 class StorageError(Exception):
@@ -111,29 +116,39 @@ def sync_snapshot(
     """
     now = datetime.now(UTC)
     with write_transaction(engine) as connection:
-        plans = [
-            _plan(connection, spec, getattr(snapshot, spec.snapshot_field), instance, now)
-            for spec in MIRRORED_TABLES
-        ]
-        if not force:
-            _guard_against_data_loss(plans, max_removed_share)
-        for plan in plans:
-            _apply(connection, plan, instance, now)
-        finished = datetime.now(UTC)
-        counts = {plan.spec.name: plan.counts for plan in plans}
+        plans, landed = _checked_plans(connection, snapshot, instance, now, force, max_removed_share)
+        # The run is recorded before the writes, in its own small transaction, so a process killed
+        # while writing (SIGKILL, power loss) leaves a trace: the next sync marks it interrupted.
+        connection.execute(
+            sync_runs.update()
+            .where(sync_runs.c.instance == instance, sync_runs.c.outcome == RUNNING)
+            .values(outcome=INTERRUPTED)
+        )
         run_id = connection.execute(
             sync_runs.insert().values(
-                instance=instance,
-                started_at=snapshot.fetched_at,
-                finished_at=finished,
-                outcome="success",
-                ha_version=snapshot.ha_version,
-                location_name=snapshot.location_name,
-                forced=force,
-                counts={name: c.as_dict() for name, c in counts.items()},
+                instance=instance, started_at=snapshot.fetched_at, finished_at=now, outcome=RUNNING,
+                ha_version=snapshot.ha_version, location_name=snapshot.location_name, forced=force, counts={},
             )
         ).inserted_primary_key[0]
-        _log_registry_changes(connection, plans, run_id, instance)
+    try:
+        with write_transaction(engine) as connection:
+            if _successes(connection, instance) != landed:  # another sync landed in between: plan again
+                plans, _ = _checked_plans(connection, snapshot, instance, now, force, max_removed_share)
+            for plan in plans:
+                _apply(connection, plan, instance, now)
+            finished = datetime.now(UTC)
+            counts = {plan.spec.name: plan.counts for plan in plans}
+            connection.execute(
+                sync_runs.update()
+                .where(sync_runs.c.id == run_id)
+                .values(finished_at=finished, outcome=SUCCESS, counts={name: c.as_dict() for name, c in counts.items()})
+            )
+            _log_registry_changes(connection, plans, run_id, instance)
+    except BaseException:
+        # The writes were rolled back; so is their record (a failure that was reported leaves no trace).
+        with contextlib.suppress(Exception), write_transaction(engine) as connection:
+            connection.execute(sync_runs.delete().where(sync_runs.c.id == run_id))
+        raise
     return SyncResult(
         run_id=run_id,
         instance=instance,
@@ -143,6 +158,23 @@ def sync_snapshot(
         finished_at=finished,
         counts=counts,
     )
+
+
+def _checked_plans(
+    connection: sa.Connection, snapshot: Snapshot, instance: str, now: datetime, force: bool, max_share: float
+) -> tuple[list[_TablePlan], int]:
+    """Every table's plan (the data-loss guard applied), and how many successful syncs it builds on."""
+    landed = _successes(connection, instance)
+    plans = [_plan(connection, spec, getattr(snapshot, spec.snapshot_field), instance, now) for spec in MIRRORED_TABLES]
+    if not force:
+        _guard_against_data_loss(plans, max_share)
+    return plans, landed
+
+
+def _successes(connection: sa.Connection, instance: str) -> int:
+    return connection.execute(
+        sa.select(sa.func.count()).where(sync_runs.c.instance == instance, sync_runs.c.outcome == SUCCESS)
+    ).scalar_one()
 
 
 def _plan(
