@@ -1,22 +1,26 @@
 """Run a real, offline Home Assistant for tests and scripts.
 
-Home Assistant 2025.4.4 is the newest release that installs under Python 3.13, so it lives in
-its own venv (the project itself runs on 3.11). HA normally installs integration requirements
-from the network at start-up; here they are pre-installed and HA is started with
-``UV_OFFLINE=1 PIP_NO_INDEX=1`` so it cannot download anything. The configuration loads the
-``demo`` and ``kitchen_sink`` integrations (a populated, fully offline house) and binds only to
-127.0.0.1. The venv lives in ``$HOMEIQ_HA_VENV`` (default ``~/.cache/homeiq/ha-venv``).
+Two releases are tested, each in its own venv under the Python it needs (the project itself runs
+on 3.11): 2025.4.4, the newest that installs under Python 3.13, and 2025.1.4, the newest that
+installs under Python 3.12 (RELEASES). HA normally installs integration requirements from the
+network at start-up; here they are pre-installed, pinned by that release's own
+``package_constraints.txt``, and HA is started with ``UV_OFFLINE=1 PIP_NO_INDEX=1`` so it cannot
+download anything. The configuration loads the ``demo`` and ``kitchen_sink`` integrations (a
+populated, fully offline house) and binds only to 127.0.0.1.
+
+Venvs: one directory per release under ``$HOMEIQ_HA_VENV`` (default ``~/.cache/homeiq/ha-venvs``),
+e.g. ``$HOMEIQ_HA_VENV/2025.1.4``.
 
 Library use::
 
-    hass = ensure_venv(DEFAULT_VENV)
+    hass = ensure_venv(default_venv("2025.1.4"), ha_version="2025.1.4")
     with RealHomeAssistant(hass, tmp_path / "ha") as ha:
         devices = ws_command(ha.url, ha.token, "config/device_registry/list")
 
 CLI::
 
-    python scripts/real_ha.py install [--venv DIR]
-    python scripts/real_ha.py serve --config-dir DIR [--port N] [--venv DIR]
+    python scripts/real_ha.py install [--ha-version V | --all] [--venv DIR]
+    python scripts/real_ha.py serve --config-dir DIR [--port N] [--ha-version V] [--venv DIR]
     python scripts/real_ha.py print-token --config-dir DIR
 
 Only ``print-token`` ever writes the access token to stdout.
@@ -25,6 +29,7 @@ Only ``print-token`` ever writes the access token to stdout.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import shutil
@@ -32,11 +37,14 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
@@ -44,26 +52,62 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from homeiq_pipeline.homeassistant import CannotConnect, HomeAssistantClient, RequestTimeout  # noqa: E402
 
-HA_VERSION = "2025.4.4"
-VENV_ENV = "HOMEIQ_HA_VENV"  # CI points this at a fresh directory; users keep the cached default
 
 
-def default_venv() -> Path:
-    """The HA venv directory: ``$HOMEIQ_HA_VENV``, else ``~/.cache/homeiq/ha-venv``."""
-    return Path(os.environ.get(VENV_ENV) or Path.home() / ".cache" / "homeiq" / "ha-venv")
+@dataclass(frozen=True)
+class Release:
+    """A Home Assistant release the real tier runs, and what it needs to start offline."""
+
+    version: str
+    python: str  # the interpreter's version: pyenv's, else python<major.minor> on PATH
+    # Requirements HA would otherwise try to download at start-up with the configuration written
+    # by write_config(). Found empirically (HA's log: "Unable to install package ..."); the
+    # versions are this release's package_constraints.txt pins (the frontend) or its own
+    # auth/mfa_modules/totp.py REQUIREMENTS (pyotp, PyQRCode: the "totp" MFA module). The whole
+    # install is constrained by that file too, so pip never backtracks through newer packages.
+    requirements: tuple[str, ...]
+
+
+RELEASES: dict[str, Release] = {
+    release.version: release
+    for release in (
+        Release("2025.4.4", "3.13.0", ("home-assistant-frontend==20250411.0", "pyotp==2.8.0", "PyQRCode==1.2.1")),
+        # 2025.1.4 also lacks, among its own requirements, what 2025.4.4 made core requirements
+        # and `demo` needs (conversation -> assist_pipeline -> tts, ffmpeg, camera): the pins of
+        # those integrations' manifest.json.
+        Release(
+            "2025.1.4",
+            "3.12.1",
+            (
+                "home-assistant-frontend==20250109.2",
+                "pyotp==2.8.0",
+                "PyQRCode==1.2.1",
+                "mutagen==1.47.0",
+                "ha-ffmpeg==3.2.2",
+                "PyTurboJPEG==1.7.5",
+                "pymicro-vad==1.0.1",
+                "pyspeex-noise==1.0.2",
+            ),
+        ),
+    )
+}
+HA_VERSIONS: tuple[str, ...] = tuple(RELEASES)  # every release the real tier runs against
+HA_VERSION = "2025.4.4"  # the default: the newest release that runs here
+EXTRA_REQUIREMENTS = RELEASES[HA_VERSION].requirements
+VENV_ENV = "HOMEIQ_HA_VENV"  # a parent directory: one venv per release; CI points it at a fresh one
+
+
+def venv_root() -> Path:
+    """The directory holding one venv per release: ``$HOMEIQ_HA_VENV``, else ``~/.cache/homeiq/ha-venvs``."""
+    return Path(os.environ.get(VENV_ENV) or Path.home() / ".cache" / "homeiq" / "ha-venvs")
+
+
+def default_venv(ha_version: str = HA_VERSION) -> Path:
+    """The venv of one release: ``<venv_root()>/<version>``."""
+    return venv_root() / ha_version
 
 
 DEFAULT_VENV = default_venv()
-
-# Requirements HA would otherwise try to download at start-up with the configuration written by
-# write_config(). Found empirically (HA's log: "Unable to install package ..."); versions are
-# the pins of HA 2025.4.4's package_constraints.txt or, where it has none, of the integration's
-# manifest.json. pyotp and PyQRCode are needed by the auth "totp" MFA module.
-EXTRA_REQUIREMENTS: tuple[str, ...] = (
-    "home-assistant-frontend==20250411.0",
-    "pyotp==2.8.0",
-    "PyQRCode==1.2.1",
-)
 
 # Written to configuration.yaml; NOT default_config, whose cloud/zeroconf/ssdp/dhcp/bluetooth
 # integrations reach the network.
@@ -105,22 +149,27 @@ class HomeAssistantError(RuntimeError):
 # --------------------------------------------------------------------------- venv
 
 
-def find_python313() -> str:
-    """Return a Python 3.13 interpreter: pyenv's 3.13.0, else ``python3.13`` on PATH."""
+def find_python(ha_version: str = HA_VERSION) -> str:
+    """The interpreter a release needs: pyenv's (e.g. 3.12.1), else ``python3.12`` on PATH."""
+    release = RELEASES[ha_version]
     if shutil.which("pyenv"):
-        result = subprocess.run(
-            ["pyenv", "prefix", "3.13.0"], capture_output=True, text=True, check=False
-        )
+        result = subprocess.run(["pyenv", "prefix", release.python], capture_output=True, text=True, check=False)
         candidate = Path(result.stdout.strip()) / "bin" / "python"
         if result.returncode == 0 and candidate.is_file():
             return str(candidate)
-    found = shutil.which("python3.13")
+    minor = ".".join(release.python.split(".")[:2])
+    found = shutil.which(f"python{minor}")
     if found:
         return found
     raise RuntimeError(
-        "Python 3.13 not found: neither `pyenv prefix 3.13.0` nor `python3.13` on PATH "
-        f"(Home Assistant {HA_VERSION} needs Python 3.13)"
+        f"Python {minor} not found: neither `pyenv prefix {release.python}` nor `python{minor}` on PATH "
+        f"(Home Assistant {ha_version} needs Python {minor})"
     )
+
+
+def find_python313() -> str:
+    """Python 3.13 for the default release (kept for existing callers)."""
+    return find_python(HA_VERSION)
 
 
 def _run_pip(python: Path, args: list[str]) -> None:
@@ -137,38 +186,41 @@ def _run_pip(python: Path, args: list[str]) -> None:
 
 
 def ensure_venv(venv_dir: Path, python: str | None = None, ha_version: str = HA_VERSION) -> Path:
-    """Create the HA venv and install HA plus EXTRA_REQUIREMENTS; return the ``hass`` path.
+    """Create the venv of one release and install HA plus its requirements; return ``hass``.
 
-    A marker file records what was installed, so a second call returns at once.
+    Everything is installed in one pip run constrained by the release's own
+    ``package_constraints.txt`` (read from its wheel). A marker file records what was installed,
+    so a second call returns at once; a lock file lets concurrent test sessions wait for one build.
     """
+    release = RELEASES[ha_version]
     venv_dir = Path(venv_dir)
     hass = venv_dir / "bin" / "hass"
     venv_python = venv_dir / "bin" / "python"
     marker = venv_dir / MARKER_FILE
-    wanted = {"homeassistant": ha_version, "requirements": list(EXTRA_REQUIREMENTS)}
-    if hass.is_file() and marker.is_file() and json.loads(marker.read_text()) == wanted:
+    wanted = {"homeassistant": ha_version, "requirements": list(release.requirements)}
+
+    def installed() -> bool:
+        return hass.is_file() and marker.is_file() and json.loads(marker.read_text()) == wanted
+
+    if installed():
         return hass
-
-    if not venv_python.is_file():
-        interpreter = python or find_python313()
-        subprocess.run([interpreter, "-m", "venv", str(venv_dir)], check=True)
-    _run_pip(venv_python, ["install", f"homeassistant=={ha_version}"])
-    # HA's own pins, shipped inside the package just installed.
-    constraints = _site_packages(venv_python) / "homeassistant" / "package_constraints.txt"
-    _run_pip(venv_python, ["install", "-c", str(constraints), *EXTRA_REQUIREMENTS])
-    marker.write_text(json.dumps(wanted, indent=2) + "\n")
+    venv_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(venv_dir.parent / f".{venv_dir.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if installed():  # another session built it while we waited
+            return hass
+        if not venv_python.is_file():
+            interpreter = python or find_python(ha_version)
+            subprocess.run([interpreter, "-m", "venv", str(venv_dir)], check=True)
+        with tempfile.TemporaryDirectory(prefix="homeiq-ha-wheel-") as tmp:
+            _run_pip(venv_python, ["download", "--no-deps", "--only-binary=:all:", "-d", tmp, f"homeassistant=={ha_version}"])
+            wheel = next(Path(tmp).glob("homeassistant-*.whl"))
+            constraints = Path(tmp) / "package_constraints.txt"
+            with zipfile.ZipFile(wheel) as archive:
+                constraints.write_bytes(archive.read("homeassistant/package_constraints.txt"))
+            _run_pip(venv_python, ["install", "-c", str(constraints), str(wheel), *release.requirements])
+        marker.write_text(json.dumps(wanted, indent=2) + "\n")
     return hass
-
-
-def _site_packages(venv_python: Path) -> Path:
-    """The purelib directory of the venv whose interpreter is ``venv_python``."""
-    out = subprocess.run(
-        [str(venv_python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return Path(out.stdout.strip())
 
 
 # --------------------------------------------------------------------------- config
@@ -427,7 +479,7 @@ class RealHomeAssistant:
 
 def _serve(args: argparse.Namespace) -> int:
     """Start HA and keep it running until SIGTERM or Ctrl-C."""
-    hass = ensure_venv(args.venv)
+    hass = ensure_venv(args.venv or default_venv(args.ha_version), ha_version=args.ha_version)
     ha = RealHomeAssistant(hass, args.config_dir, args.port)
     stop_requested = False
 
@@ -456,18 +508,26 @@ def _serve(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    install = sub.add_parser("install", help="create the HA venv and print the hass path")
-    install.add_argument("--venv", type=Path, default=DEFAULT_VENV)
+    install = sub.add_parser("install", help="create a release's HA venv and print its hass path")
+    install.add_argument("--ha-version", choices=HA_VERSIONS, default=HA_VERSION)
+    install.add_argument("--all", action="store_true", help="every release in RELEASES, one after the other")
+    install.add_argument("--venv", type=Path, default=None, help=f"default: ${VENV_ENV}/<version>")
     serve = sub.add_parser("serve", help="run HA until SIGTERM / Ctrl-C")
     serve.add_argument("--config-dir", type=Path, required=True)
     serve.add_argument("--port", type=int, default=None)
-    serve.add_argument("--venv", type=Path, default=DEFAULT_VENV)
+    serve.add_argument("--ha-version", choices=HA_VERSIONS, default=HA_VERSION)
+    serve.add_argument("--venv", type=Path, default=None, help=f"default: ${VENV_ENV}/<version>")
     show = sub.add_parser("print-token", help="print the saved long-lived token (secret!)")
     show.add_argument("--config-dir", type=Path, required=True)
     args = parser.parse_args(argv)
 
     if args.command == "install":
-        print(ensure_venv(args.venv))
+        if args.all and args.venv:
+            parser.error("--all installs into $HOMEIQ_HA_VENV/<version>: drop --venv")
+        for version in HA_VERSIONS if args.all else (args.ha_version,):
+            started = time.monotonic()
+            hass = ensure_venv(args.venv or default_venv(version), ha_version=version)
+            print(f"{hass}  (Home Assistant {version}, {time.monotonic() - started:.0f} s)", flush=True)
         return 0
     if args.command == "serve":
         return _serve(args)

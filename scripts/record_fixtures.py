@@ -2,6 +2,7 @@
 
     python scripts/record_fixtures.py --start-real-ha        # installs and starts HA 2025.4.4 itself,
                                                              # and adds floors, labels and area assignments
+    python scripts/record_fixtures.py --start-real-ha --ha-version 2025.1.4   # the other tested release
     HA_URL=http://127.0.0.1:8123 HA_TOKEN=... python scripts/record_fixtures.py   # any running HA
 
 Writes homeiq_pipeline/demo/data/ha-<version>.json: {"ha_version", "recorded_at", "results":
@@ -66,17 +67,21 @@ def record(url: str, token: str) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--start-real-ha", action="store_true", help="install and start a real HA for this")
+    parser.add_argument("--ha-version", default=None, help="with --start-real-ha: which release (default 2025.4.4)")
     parser.add_argument("--output", type=Path, help="default: homeiq_pipeline/demo/data/ha-<version>.json")
     args = parser.parse_args()
     if args.start_real_ha:
         import real_ha
 
+        version = args.ha_version or real_ha.HA_VERSION
         with tempfile.TemporaryDirectory(prefix="homeiq-record-") as config_dir:
-            hass = real_ha.ensure_venv(real_ha.DEFAULT_VENV)
+            hass = real_ha.ensure_venv(real_ha.default_venv(version), ha_version=version)
             with real_ha.RealHomeAssistant(hass, Path(config_dir)) as server:
                 furnish(server.url, server.token)
                 recording = record(server.url, server.token)
     else:
+        if args.ha_version:
+            parser.error("--ha-version needs --start-real-ha (a running HA has its own version)")
         url, token = os.environ.get("HA_URL"), os.environ.get("HA_TOKEN")
         if not url or not token:
             parser.error("set HA_URL and HA_TOKEN, or pass --start-real-ha")
