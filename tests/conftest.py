@@ -1,4 +1,9 @@
-"""Shared fixtures: a fake HA serving the recording of a real HA 2025.4.4, and a fresh mirror."""
+"""Shared fixtures: a fake HA serving the recording of a real HA 2025.4.4, and a fresh mirror.
+
+The mirror fixtures (`db_url`, `engine`) run every fast-tier test twice: on SQLite and on a real
+PostgreSQL server that this test run starts itself (tests/postgres.py), a fresh database per test.
+The marked tiers (real_ha, e2e, container) use SQLite here; they start their own servers.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -13,7 +19,11 @@ from homeiq_pipeline import homeassistant as ha
 from homeiq_pipeline import storage
 from homeiq_pipeline.demo.server import FakeHomeAssistant
 
+from .postgres import PostgresServer, postgres_server, unavailable
+
 TOKEN = "test-token-0123456789abcdef"
+DATABASES = ("sqlite", "postgresql")
+SLOW_TIERS = ("real_ha", "e2e", "container")
 
 
 @pytest.fixture
@@ -22,9 +32,58 @@ def fake_ha() -> Iterator[FakeHomeAssistant]:
         yield server
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every fast-tier test that uses the mirror runs once per database."""
+    if "database" in metafunc.fixturenames and not any(
+        metafunc.definition.get_closest_marker(tier) for tier in SLOW_TIERS
+    ):
+        metafunc.parametrize("database", DATABASES, indirect=True)
+
+
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
+def database(request: pytest.FixtureRequest) -> str:
+    """Which database the mirror fixtures use: "sqlite" or "postgresql"."""
+    return getattr(request, "param", "sqlite")
+
+
+_server_error: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the whole session (only started if a test asks for it)."""
+    if _server_error:
+        unavailable(_server_error[0])
+    try:
+        with postgres_server() as server:
+            yield server
+            return
+    except (FileNotFoundError, RuntimeError, OSError, psycopg.Error) as exc:
+        _server_error.append(f"PostgreSQL could not be started: {exc}")
+    unavailable(_server_error[0])
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _server_error:  # loud: the PostgreSQL half of the database tests did not run
+        terminalreporter.write_sep("!", f"PostgreSQL variants NOT run: {_server_error[0]}", red=True)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A SQLite file that does not exist yet (for what only SQLite has: WAL, file bytes)."""
     return f"sqlite:///{tmp_path / 'mirror.db'}"
+
+
+@pytest.fixture
+def db_url(database: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty mirror database (no tables yet) of the test's database kind."""
+    if database == "sqlite":
+        yield f"sqlite:///{tmp_path / 'mirror.db'}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres")
+    name = server.create_database()
+    yield server.url(name)
+    server.drop_database(name)
 
 
 @pytest.fixture
@@ -44,9 +103,22 @@ def sync(server: FakeHomeAssistant, engine: sa.Engine, **options: object) -> sto
 
 
 def database_fingerprint(db_url: str) -> str:
-    """A hash of the SQLite files' bytes (main file and write-ahead log)."""
-    path = Path(sa.make_url(db_url).database or "")
+    """A hash of everything in the database, on any engine: every table's name, columns and
+    indexes, and all its rows (in a canonical order), the migration version included. Equal
+    fingerprints mean no row, value, table or index was added, changed or removed."""
+    engine = sa.create_engine(db_url)
     digest = hashlib.sha256()
-    for part in (path, path.with_name(path.name + "-wal")):
-        digest.update(part.read_bytes() if part.exists() else b"<absent>")
+    try:
+        inspector = sa.inspect(engine)
+        with engine.connect() as connection:
+            for name in sorted(inspector.get_table_names()):
+                columns = [column["name"] for column in inspector.get_columns(name)]
+                indexes = sorted(index["name"] or "" for index in inspector.get_indexes(name))
+                digest.update(repr((name, columns, indexes)).encode())
+                table = sa.table(name, *(sa.column(column) for column in columns))
+                # Sorted here, not by SQL: PostgreSQL's json type has no ordering.
+                rows = sorted(repr(tuple(row)) for row in connection.execute(sa.select(table)))
+                digest.update(repr((len(rows), rows)).encode())
+    finally:
+        engine.dispose()
     return digest.hexdigest()

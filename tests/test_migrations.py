@@ -46,8 +46,8 @@ def test_upgrading_again_keeps_the_data(db_url: str) -> None:
         assert connection.execute(sa.select(sa.func.count()).select_from(storage.sync_runs)).scalar() == 1
 
 
-def test_sqlite_runs_in_wal_mode_with_foreign_keys_and_a_busy_timeout(db_url: str) -> None:
-    engine = storage.open_database(db_url)
+def test_sqlite_runs_in_wal_mode_with_foreign_keys_and_a_busy_timeout(sqlite_url: str) -> None:
+    engine = storage.open_database(sqlite_url)
     with engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1

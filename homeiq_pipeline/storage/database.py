@@ -1,4 +1,8 @@
-"""Opening the mirror database: engine settings per dialect and schema migrations."""
+"""Opening the mirror database: engine settings per dialect, write locks and schema migrations.
+
+SQLite (the default) and PostgreSQL are supported and behave the same: the same migrations, the
+same tables, one transaction per sync, and never two writers of one instance interleaved.
+"""
 
 from __future__ import annotations
 
@@ -18,11 +22,21 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
+# PostgreSQL advisory locks (transaction-scoped, one 64-bit key each): what BEGIN IMMEDIATE is
+# to SQLite, but per instance, so homes sync in parallel while one home's writers queue.
+_LOCK_NAMESPACE = "homeiq-pipeline:"
+_MIGRATION_LOCK = _LOCK_NAMESPACE + "migrations"
+
+
 def create_engine(url: str) -> sa.Engine:
-    """An engine for any SQLAlchemy URL; SQLite gets WAL, a busy timeout and foreign keys."""
+    """An engine for any SQLAlchemy URL; SQLite gets WAL, a busy timeout and foreign keys,
+    PostgreSQL sessions run in UTC (as SQLite's timestamps are)."""
     parsed = sa.make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return sa.create_engine(url, json_serializer=dumps, pool_pre_ping=True)
+        connect_args: dict[str, Any] = {}
+        if parsed.get_backend_name() == "postgresql" and "options" not in parsed.query:
+            connect_args["options"] = "-c timezone=UTC"
+        return sa.create_engine(url, json_serializer=dumps, pool_pre_ping=True, connect_args=connect_args)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(url, json_serializer=dumps)
@@ -50,10 +64,23 @@ def create_engine(url: str) -> sa.Engine:
 
 
 @contextmanager
-def write_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
-    """One transaction that holds the write lock from its start (SQLite: BEGIN IMMEDIATE)."""
+def write_transaction(engine: sa.Engine, instance: str | None = None) -> Iterator[sa.Connection]:
+    """One transaction that holds the write lock from its start, so two writers queue instead of
+    failing or interleaving mid-way.
+
+    SQLite: BEGIN IMMEDIATE (one writer per file). PostgreSQL: a transaction-scoped advisory lock
+    on `instance`, so writers of different instances run in parallel (their rows never overlap)
+    and writers of one instance take turns; without `instance`, one lock for the whole mirror.
+    """
     with engine.connect().execution_options(sqlite_immediate=True) as connection, connection.begin():
+        if connection.dialect.name == "postgresql":
+            _advisory_lock(connection, _LOCK_NAMESPACE + ("instance:" + instance if instance is not None else "all"))
         yield connection
+
+
+def _advisory_lock(connection: sa.Connection, name: str) -> None:
+    """Wait for PostgreSQL's advisory lock `name`, held until the transaction ends (also on a crash)."""
+    connection.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(name, 0))))
 
 
 def _alembic_config(connection: sa.Connection) -> Config:
@@ -66,6 +93,11 @@ def _alembic_config(connection: sa.Connection) -> Config:
 def upgrade(engine: sa.Engine) -> None:
     """Create or upgrade the schema in place to the newest migration."""
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Processes starting together (webserver, daemon, runs) would otherwise all try to
+            # create the tables; the others wait, then find the schema at head. DDL is
+            # transactional here: a failed migration leaves the old schema.
+            _advisory_lock(connection, _MIGRATION_LOCK)
         command.upgrade(_alembic_config(connection), "head")
 
 

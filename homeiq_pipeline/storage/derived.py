@@ -23,7 +23,7 @@ def write_analytics(
 ) -> None:
     """Replace each `replace` table's rows of `instance` and append the `append` rows, atomically:
     a reader sees the previous picture or the new one, never a mix."""
-    with write_transaction(engine) as connection:
+    with write_transaction(engine, instance) as connection:
         for name, frame in replace.items():
             table = ANALYTICS_TABLES[name]
             connection.execute(sa.delete(table).where(table.c.instance == instance))

@@ -33,7 +33,6 @@ DEFAULT_INSTANCE = "home"
 DEFAULT_MAX_REMOVED_SHARE = 0.5
 GUARDED_TABLES: tuple[MirroredTable, ...] = (devices, entities)
 WRITE_CHUNK = 2_000
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1  # SQL integers
 # ha_sync_runs.outcome: a run is "running" while it writes; a killed one is found "interrupted".
 RUNNING, SUCCESS, INTERRUPTED = "running", "success", "interrupted"
 
@@ -115,7 +114,7 @@ def sync_snapshot(
     in both cases nothing is written.
     """
     now = datetime.now(UTC)
-    with write_transaction(engine) as connection:
+    with write_transaction(engine, instance) as connection:
         plans, landed = _checked_plans(connection, snapshot, instance, now, force, max_removed_share)
         # The run is recorded before the writes, in its own small transaction, so a process killed
         # while writing (SIGKILL, power loss) leaves a trace: the next sync marks it interrupted.
@@ -131,7 +130,7 @@ def sync_snapshot(
             )
         ).inserted_primary_key[0]
     try:
-        with write_transaction(engine) as connection:
+        with write_transaction(engine, instance) as connection:
             if _successes(connection, instance) != landed:  # another sync landed in between: plan again
                 plans, _ = _checked_plans(connection, snapshot, instance, now, force, max_removed_share)
             for plan in plans:
@@ -146,7 +145,7 @@ def sync_snapshot(
             _log_registry_changes(connection, plans, run_id, instance)
     except BaseException:
         # The writes were rolled back; so is their record (a failure that was reported leaves no trace).
-        with contextlib.suppress(Exception), write_transaction(engine) as connection:
+        with contextlib.suppress(Exception), write_transaction(engine, instance) as connection:
             connection.execute(sync_runs.delete().where(sync_runs.c.id == run_id))
         raise
     return SyncResult(
@@ -284,13 +283,14 @@ def _upsert(connection: sa.Connection, plan: _TablePlan, instance: str, now: dat
         for name in fields:
             column = [entry.get(name) for entry in entries]
             # Type checks happen here, during the writes: a bad value still rolls back everything.
-            if not set(map(type, column)) <= _python_types(plan.spec.fields[name]) | {type(None)}:
-                raise _wrong_type(plan.spec, *entries)
+            kind = plan.spec.fields[name]
+            if not set(map(type, column)) <= _python_types(kind) | {type(None)} or _out_of_range(kind, column, dialect.name):
+                raise _wrong_type(plan.spec, dialect.name, *entries)
             values[name] = _convert_all(convert[name], column)
         try:
             _execute_columns(connection, statement, values)
         except OverflowError:  # the driver's word for an integer beyond 64 bits
-            raise _wrong_type(plan.spec, *entries) from None
+            raise _wrong_type(plan.spec, dialect.name, *entries) from None
 
 
 def _execute_columns(connection: sa.Connection, statement: sa.Executable, values: dict[str, Iterable[Any]]) -> None:
@@ -368,17 +368,53 @@ def _python_types(kind: sa.types.TypeEngine) -> frozenset[type]:
     return _JSON_TYPES
 
 
-def _wrong_type(spec: MirroredTable, *entries: dict[str, Any]) -> UnexpectedPayload:
+def _int_bits(kind: sa.types.TypeEngine, dialect: str) -> int:
+    """The width of the integers a numeric column can hold (floats: what the drivers pass on)."""
+    if isinstance(kind, sa.Integer) and not isinstance(kind, sa.BigInteger) and dialect == "postgresql":
+        return 16 if isinstance(kind, sa.SmallInteger) else 32  # SQLite's INTEGER is always 64-bit
+    return 64
+
+
+def _out_of_range(kind: sa.types.TypeEngine, column: list[Any], dialect: str) -> bool:
+    """Values of the right Python type that the database still cannot store (checked a column at
+    a time: fast): integers too wide for the column; on PostgreSQL, NUL characters and strings
+    longer than the column allows (SQLite stores both)."""
+    if isinstance(kind, sa.Integer | sa.Float):
+        numbers = [value for value in column if type(value) is int]
+        limit = 2 ** (_int_bits(kind, dialect) - 1)
+        return bool(numbers) and (min(numbers) < -limit or max(numbers) >= limit)
+    if isinstance(kind, sa.String) and dialect == "postgresql":
+        texts = [value for value in column if type(value) is str]
+        if "\x00" in "".join(texts):
+            return True
+        return kind.length is not None and bool(texts) and max(map(len, texts)) > kind.length
+    return False
+
+
+def _misfit(kind: sa.types.TypeEngine, value: Any, dialect: str) -> str | None:
+    """What a value of a column of `kind` should have been, or None if `value` fits."""
+    if value is None:
+        return None
+    if type(value) not in _python_types(kind):
+        return _type_name(kind)
+    if _out_of_range(kind, [value], dialect):
+        if isinstance(value, int):
+            return f"a {_int_bits(kind, dialect)}-bit integer"
+        if "\x00" in value:
+            return "a string without NUL characters (PostgreSQL cannot store them)"
+        return f"a string of at most {kind.length} characters"  # type: ignore[attr-defined]
+    return None
+
+
+def _wrong_type(spec: MirroredTable, dialect: str, *entries: dict[str, Any]) -> UnexpectedPayload:
     """Name the first value that does not fit its column (slow: only runs when one exists)."""
     for entry in entries:
         for name, kind in spec.fields.items():
             value = entry.get(name)
-            fits_type = value is None or type(value) in _python_types(kind)
-            too_big = type(value) is int and not _INT64_MIN <= value <= _INT64_MAX and not isinstance(kind, sa.JSON)
-            if not fits_type or too_big:
-                expected = _type_name(kind) if not fits_type else "a 64-bit integer"
+            expected = _misfit(kind, value, dialect)
+            if expected is not None:
                 return UnexpectedPayload(
-                    f"{spec.name}: {spec.key} {entry.get(spec.key)!r}: field {name!r} is "
+                    f"{spec.name}: {spec.key} {_preview(entry.get(spec.key))}: field {name!r} is "
                     f"{type(value).__name__} {_preview(value)}, expected {expected}"
                 )
     return UnexpectedPayload(f"{spec.name}: a value does not fit its column")
