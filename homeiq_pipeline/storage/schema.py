@@ -74,6 +74,7 @@ devices = _mirrored(
         "config_entries": J,
         "config_entries_subentries": J,
         "config_entry_id": S,  # HA 2026.8+: one config entry per device
+        "config_subentry_id": S,  # HA 2026.8+ (migration 0003)
         "configuration_url": S,
         "connections": J,
         "created_at": F,
@@ -88,6 +89,7 @@ devices = _mirrored(
         "modified_at": F,
         "name": S,
         "name_by_user": S,
+        "next_name_part": S,  # HA 2026.11+: "area" or null (child devices: or "parent_device") (migration 0003)
         "parent_device_id": S,  # HA 2026.8+: child devices
         "primary_config_entry": S,
         "serial_number": S,
@@ -117,6 +119,7 @@ entities = _mirrored(
         "labels": J,
         "modified_at": F,
         "name": S,
+        "next_name_part": S,  # HA 2026.11+: "area", "device" or null (migration 0003)
         "options": J,
         "original_name": S,
         "platform": S,
@@ -169,6 +172,7 @@ config_entries = _mirrored(
         "created_at": F,
         "disabled_by": S,
         "domain": S,
+        "error_reason_translation_domain": S,  # HA 2026.x (migration 0003)
         "error_reason_translation_key": S,
         "error_reason_translation_placeholders": J,
         "modified_at": F,

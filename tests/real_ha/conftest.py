@@ -1,8 +1,11 @@
-"""One real Home Assistant 2025.4.4 per test session, installed and started by the tests.
+"""One real Home Assistant per tested release per test session, installed and started by the tests.
 
-HA lives in its own Python 3.13 venv (`$HOMEIQ_HA_VENV`, default ~/.cache/homeiq/ha-venv: built
-once, 2-3.5 minutes, then reused), listens on 127.0.0.1 on a free port, keeps its config in
-pytest's tmp dir, and is stopped by PID when the session ends, even after failures.
+Every real-HA test runs once per release in `real_ha.HA_VERSIONS` (2025.4.4 under Python 3.13,
+2025.1.4 under Python 3.12): the session fixture `ha_version` is parametrised, so pytest runs all
+tests against one release, stops that HA, then runs them all against the next. Each release lives
+in its own venv (`$HOMEIQ_HA_VENV/<version>`, default ~/.cache/homeiq/ha-venvs/<version>: built
+once, 1-3 minutes, then reused), listens on 127.0.0.1 on a free port, keeps its config in
+pytest's tmp dir, and is stopped by PID when its tests end, even after failures.
 """
 
 from __future__ import annotations
@@ -21,37 +24,50 @@ from .helpers import (
     start_or_fail,
 )
 
-HOW_TO_GET_PYTHON_313 = (
-    "install it with `pyenv install 3.13.0` (or any `python3.13` on PATH), or point HOMEIQ_HA_VENV "
-    "at an existing Home Assistant venv"
-)
+
+def how_to_get_python(version: str) -> str:
+    python = real_ha.RELEASES[version].python
+    minor = ".".join(python.split(".")[:2])
+    return (
+        f"install it with `pyenv install {python}` (or any `python{minor}` on PATH), or build the venv "
+        f"elsewhere into $HOMEIQ_HA_VENV/{version}"
+    )
+
+
+@pytest.fixture(scope="session", params=real_ha.HA_VERSIONS)
+def ha_version(request: pytest.FixtureRequest) -> str:
+    """The Home Assistant release this test runs against (every real-HA test runs on each)."""
+    return str(request.param)
 
 
 @pytest.fixture(scope="session")
-def hass_executable() -> Path:
-    """The `hass` of the pinned HA venv, built first if needed (CI builds it from scratch)."""
-    venv = real_ha.default_venv()
+def hass_executable(ha_version: str) -> Path:
+    """The `hass` of this release's venv, built first if needed (CI builds it from scratch)."""
+    venv = real_ha.default_venv(ha_version)
     if not (venv / "bin" / "python").is_file():  # an existing venv no longer needs the interpreter
         try:
-            real_ha.find_python313()
+            real_ha.find_python(ha_version)
         except RuntimeError as exc:
             reason = (
-                f"REAL HOME ASSISTANT TIER NOT RUN: {exc}. To run it, {HOW_TO_GET_PYTHON_313}. "
-                f"({REQUIRE_REAL_SERVERS}=1, which CI sets, turns this skip into a failure.)"
+                f"REAL HOME ASSISTANT TIER NOT RUN for {ha_version}: {exc}. To run it, "
+                f"{how_to_get_python(ha_version)}. ({REQUIRE_REAL_SERVERS}=1, which CI sets, turns "
+                "this skip into a failure.)"
             )
             if real_servers_required():
                 pytest.fail(reason, pytrace=False)
             pytest.skip(reason)
     try:
-        return real_ha.ensure_venv(venv)
+        return real_ha.ensure_venv(venv, ha_version=ha_version)
     except Exception as exc:  # pip's own output is in the message
-        pytest.fail(f"installing homeassistant=={real_ha.HA_VERSION} into {venv} failed: {exc}", pytrace=False)
+        pytest.fail(f"installing homeassistant=={ha_version} into {venv} failed: {exc}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
-def session_ha(hass_executable: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealHomeAssistant]:
+def session_ha(
+    ha_version: str, hass_executable: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RealHomeAssistant]:
     """The demo house (demo + kitchen_sink), started once and shared by the whole session."""
-    server = RealHomeAssistant(hass_executable, tmp_path_factory.mktemp("ha-demo"))
+    server = RealHomeAssistant(hass_executable, tmp_path_factory.mktemp(f"ha-demo-{ha_version}"))
     try:
         start_or_fail(server)
         yield server

@@ -1,7 +1,7 @@
 """A tiny custom integration that holds a real Home Assistant in each start-up phase for a while,
 so a test can talk to HA while it is not RUNNING without racing it.
 
-Checked in HA 2025.4.4's source (site-packages/homeassistant):
+Checked in the source of HA 2025.4.4 and 2025.1.4 (site-packages/homeassistant; same in both):
 - runner.py `setup_and_run_hass`: `bootstrap.async_setup_hass` (every integration's setup) runs
   to the end before `hass.async_run()` -> `core.async_start()`; until then `get_config` reports
   NOT_RUNNING. bootstrap.py `_async_set_up_integrations` awaits stage 2 (our domain) with

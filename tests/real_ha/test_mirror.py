@@ -16,7 +16,6 @@ from .helpers import (
     assert_mirror_equals_live_ha,
     assert_registries_unchanged,
     command,
-    real_ha,
     sync,
 )
 
@@ -24,7 +23,7 @@ pytestmark = pytest.mark.real_ha
 
 
 def test_a_sync_stores_every_registry_entry_and_state_exactly_as_ha_reports_them(
-    ha: RealHomeAssistant, engine: sa.Engine
+    ha: RealHomeAssistant, engine: sa.Engine, ha_version: str
 ) -> None:
     snapshot, result = sync(ha, engine)
     fresh = assert_mirror_equals_live_ha(engine, ha, snapshot)
@@ -37,7 +36,7 @@ def test_a_sync_stores_every_registry_entry_and_state_exactly_as_ha_reports_them
     with engine.connect() as connection:
         run = connection.execute(sa.select(storage.sync_runs)).mappings().one()
     assert run["outcome"] == "success"
-    assert run["ha_version"] == fresh["get_config"]["version"] == real_ha.HA_VERSION
+    assert run["ha_version"] == fresh["get_config"]["version"] == ha_version
     assert run["location_name"] == fresh["get_config"]["location_name"]
     assert run["counts"] == {name: counts.as_dict() for name, counts in result.counts.items()}
 
