@@ -17,7 +17,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -75,7 +74,7 @@ def read_until_stopped(db_url: str, stop: str, report: str) -> None:
                          zip(TABLES, ("devices", "entities", "areas", "floors", "integrations", "entities_with_state"))},
                 "states_digest": states_digest(pairs),
             })
-        except Exception:  # every failure is reported, then asserted on by the test
+        except Exception:  # noqa: BLE001 (every failure is reported, then asserted on by the test)
             errors.append(traceback.format_exc())
     Path(report).write_text(json.dumps({"reads": reads, "errors": errors}))
 
@@ -105,7 +104,7 @@ def refresh_until_stopped(db_url: str, stop: str, report: str) -> None:
                 "stored": [row["devices"], row["entities"], row["entities_with_state"]],
                 "recorded": [counts["ha_devices"]["live"], counts["ha_entities"]["live"], counts["ha_states"]["live"]],
             })
-        except Exception:
+        except Exception:  # noqa: BLE001 (reported, then asserted on)
             errors.append(traceback.format_exc())
     Path(report).write_text(json.dumps({"checked": checked, "errors": errors}))
 

@@ -4,7 +4,8 @@ previous complete snapshot; the next sync succeeds and `ha_sync_runs` records th
 The sync runs as the real command (`homeiq-pipeline sync`) in a child process. A hook in that child
 (not in the product) pauses it after the k-th table was written, inside the write transaction;
 the test proves it is there (the child sees its own uncommitted rows, the parent does not, and the
-write lock is held), then kills it.
+write lock is held, or PostgreSQL shows the session in a transaction), then kills it. Runs on
+SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -68,8 +69,15 @@ def _runs(engine: sa.Engine) -> list[dict[str, Any]]:
         return [dict(r) for r in connection.execute(sa.select(storage.sync_runs).order_by(storage.sync_runs.c.id)).mappings()]
 
 
-def _write_lock_is_held(db_path: Path) -> bool:
-    probe = sqlite3.connect(db_path, timeout=0, isolation_level=None)
+def _another_writer_is_mid_transaction(engine: sa.Engine, db_url: str) -> bool:
+    """SQLite: the write lock is held. PostgreSQL: a session of this database sits in a transaction."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            return connection.exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND state = 'idle in transaction'"
+            ).scalar_one() == 1
+    probe = sqlite3.connect(sa.make_url(db_url).database or "", timeout=0, isolation_level=None)
     try:
         probe.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as exc:
@@ -113,15 +121,16 @@ def test_a_sync_killed_inside_its_write_transaction_leaves_the_previous_snapshot
         assert seen["applied"][:2] == ["ha_devices", "ha_entities"]
         assert seen["live_devices"] == devices_before - 1  # the child sees its uncommitted removal...
         assert _live_devices(engine) == devices_before  # ...no one else does
-        assert _write_lock_is_held(Path(sa.make_url(db_url).database or ""))
+        assert _another_writer_is_mid_transaction(engine, db_url)
     finally:
         child.send_signal(signal.SIGKILL)
         child.communicate(timeout=30)
     assert child.returncode == -signal.SIGKILL
 
     engine.dispose()  # a fresh connection, as the next process would open
-    with engine.connect() as connection:
-        assert connection.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
     assert {spec.name: all_rows(engine, spec) for spec in MIRRORED_TABLES} == before
     runs = _runs(engine)
     assert runs[: len(runs_before)] == runs_before
