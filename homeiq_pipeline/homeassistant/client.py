@@ -1,7 +1,8 @@
 """A small synchronous client for Home Assistant's websocket API.
 
-One connection, authenticated once, commands answered in order of their ids. Built on
-`websocket-client`; it knows nothing of databases or Dagster.
+One connection, authenticated once, commands answered in order of their ids, and subscriptions
+whose events are read with `receive_event`. Built on `websocket-client`; it knows nothing of
+databases or Dagster.
 """
 
 from __future__ import annotations
@@ -99,6 +100,8 @@ class HomeAssistantClient:
         self._ws: websocket.WebSocket | None = None
         self._next_id = 1
         self._pending: deque[dict[str, Any]] = deque()
+        self._events: deque[dict[str, Any]] = deque()  # event messages that arrived while awaiting a reply
+        self.subscriptions: dict[int, str] = {}  # message id -> what it subscribed to
 
     def __repr__(self) -> str:  # never show the token
         return f"HomeAssistantClient(url={self.url!r}, connected={self._ws is not None})"
@@ -130,6 +133,8 @@ class HomeAssistantClient:
     def close(self) -> None:
         ws, self._ws = self._ws, None
         self._pending.clear()
+        self._events.clear()
+        self.subscriptions.clear()
         if ws is not None:
             try:
                 ws.close(timeout=1)
@@ -173,7 +178,34 @@ class HomeAssistantClient:
 
     def command(self, command_type: str, **payload: Any) -> Any:
         """Send one command and return its `result`; raise `CommandFailed` on success=false."""
+        return self._result(command_type, self._request(command_type, payload))
+
+    def subscribe(self, command_type: str, **payload: Any) -> int:
+        """Start a subscription (`subscribe_events` with an `event_type`, `config_entries/subscribe`)
+        and return its id, which its event messages carry; read them with `receive_event`."""
         reply = self._request(command_type, payload)
+        self._result(command_type, reply)
+        subscription_id = int(reply["id"])
+        self.subscriptions[subscription_id] = payload.get("event_type") or command_type
+        return subscription_id
+
+    def receive_event(self, timeout: float) -> dict[str, Any] | None:
+        """The next event message (`{"id", "type": "event", "event"}`) of a subscription, or None
+        if none arrives within `timeout` seconds. Reading also answers HA's websocket pings, so a
+        subscriber must keep calling this. A dropped connection raises `CannotConnect`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._events:
+                return self._events.popleft()
+            if self._pending:
+                self._keep_if_event(self._pending.popleft())
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            self._pending.extend(self._receive_frame(deadline, "waiting for events", idle_ok=True))
+
+    def _result(self, command_type: str, reply: dict[str, Any]) -> Any:
         if reply.get("type") != "result":
             raise ProtocolError(f"expected a result for {command_type!r}, got {reply.get('type')!r}")
         if not reply.get("success"):
@@ -200,6 +232,12 @@ class HomeAssistantClient:
             message = self._receive_message(deadline, f"waiting for the answer to {command_type!r}")
             if message.get("id") == message_id:
                 return message
+            self._keep_if_event(message)
+
+    def _keep_if_event(self, message: dict[str, Any]) -> None:
+        if message.get("type") == "event" and message.get("id") in self.subscriptions:
+            self._events.append(message)
+        else:
             log.debug("ignoring message %s of type %s", message.get("id"), message.get("type"))
 
     # -- transport --------------------------------------------------------------------------
@@ -214,14 +252,26 @@ class HomeAssistantClient:
             self._pending.extend(self._receive_frame(deadline, doing))
         return self._pending.popleft()
 
-    def _receive_frame(self, deadline: float, doing: str) -> list[dict[str, Any]]:
-        assert self._ws is not None
+    def _receive_frame(self, deadline: float, doing: str, *, idle_ok: bool = False) -> list[dict[str, Any]]:
+        """One frame's messages. With `idle_ok`, silence until `deadline` returns [] and keeps the
+        connection (websocket-client resumes a partly read frame on the next call)."""
+        if self._ws is None:
+            raise CannotConnect(f"not connected to Home Assistant ({doing})")
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise RequestTimeout(f"Home Assistant did not answer within {self.timeout:g} s ({doing})")
         with self._errors_named(doing):
             self._ws.settimeout(remaining)
-            opcode, data = self._ws.recv_data()
+            try:
+                # Control frames come back to us (websocket-client has already answered a ping), so
+                # frequent pings cannot stretch a wait past its deadline.
+                opcode, data = self._ws.recv_data(control_frame=True)
+            except (websocket.WebSocketTimeoutException, socket.timeout, TimeoutError):
+                if idle_ok:
+                    return []
+                raise
+        if opcode in (websocket.ABNF.OPCODE_PING, websocket.ABNF.OPCODE_PONG):
+            return []
         if opcode == websocket.ABNF.OPCODE_CLOSE:
             raise CannotConnect(f"Home Assistant closed the connection ({doing}){_close_reason(data)}")
         try:

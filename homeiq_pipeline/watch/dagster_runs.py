@@ -1,0 +1,131 @@
+"""Request sync runs from a Dagster webserver through its GraphQL API (plain HTTP, no Dagster
+import): launch `sync_home_assistant` for one home, unless a run for it is already waiting."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from .loop import Refused, TryLater
+
+DEFAULT_DAGSTER_URL = "http://127.0.0.1:3000"
+LOCATION = "homeiq_pipeline"
+REPOSITORY = "__repository__"  # the repository of a Definitions object
+JOB = "sync_home_assistant"
+SYNC_TAG = "homeiq/sync"  # dagster.yaml lets one run per value of this tag proceed
+PARTITION_TAG = "dagster/partition"
+# A run in these states has not read Home Assistant yet, so it will see any change made now.
+WAITING = ("QUEUED", "NOT_STARTED", "STARTING")
+
+
+class DagsterUnavailable(TryLater):
+    """The webserver did not answer (down, restarting, wrong URL): try again later."""
+
+
+class LaunchRefused(Refused):
+    """The webserver answered but would not launch (unknown job or partition, invalid config)."""
+
+
+WAITING_RUNS_QUERY = """
+query WaitingSyncs($filter: RunsFilter) {
+  runsOrError(filter: $filter, limit: 1) {
+    __typename
+    ... on Runs { results { runId status } }
+    ... on Error { message }
+  }
+}
+"""
+
+PARTITIONS_QUERY = """
+query SyncPartitions($selector: PipelineSelector!) {
+  pipelineOrError(params: $selector) {
+    __typename
+    ... on Pipeline { partitionKeysOrError { ... on PartitionKeys { partitionKeys } } }
+    ... on Error { message }
+  }
+}
+"""
+
+LAUNCH_MUTATION = """
+mutation LaunchSync($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on RunConfigValidationInvalid { errors { message } }
+    ... on Error { message }
+  }
+}
+"""
+
+
+@dataclass(frozen=True)
+class DagsterRuns:
+    """The sync job of one code location on one webserver."""
+
+    url: str = DEFAULT_DAGSTER_URL
+    timeout: float = 30.0
+
+    def waiting_sync(self, home: str) -> str | None:
+        """The id of a sync run of `home` that has not started reading HA yet, if any."""
+        run_filter = {"pipelineName": JOB, "statuses": list(WAITING), "tags": [{"key": SYNC_TAG, "value": home}]}
+        answer = self._query(WAITING_RUNS_QUERY, filter=run_filter)["runsOrError"]
+        if answer["__typename"] != "Runs":
+            raise LaunchRefused(f"Dagster could not list runs: {answer.get('message')}")
+        results = answer["results"]
+        return str(results[0]["runId"]) if results else None
+
+    def partitions(self) -> list[str]:
+        """The job's partition keys (one per home); [] if the job is not partitioned."""
+        selector = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "pipelineName": JOB}
+        try:
+            answer = self._query(PARTITIONS_QUERY, selector=selector)["pipelineOrError"]
+        except LaunchRefused:
+            return []  # an unpartitioned job answers the partition query with an error
+        if answer["__typename"] != "Pipeline":
+            raise LaunchRefused(f"Dagster has no job {JOB} in code location {LOCATION}: {answer.get('message')}")
+        keys = answer.get("partitionKeysOrError") or {}
+        return list(keys.get("partitionKeys") or [])
+
+    def launch_sync(self, home: str, tags: dict[str, str]) -> str:
+        """Launch one sync run of `home` with `tags`; returns its run id."""
+        partitions = self.partitions()
+        all_tags = {**tags, SYNC_TAG: home}
+        if partitions:
+            if home not in partitions:
+                raise LaunchRefused(
+                    f"{home!r} is not a home of {JOB} (its partitions: {', '.join(partitions)}); "
+                    "pass --home with one of them"
+                )
+            all_tags[PARTITION_TAG] = home
+        params = {
+            "selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "jobName": JOB},
+            "runConfigData": {},
+            "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in all_tags.items()]},
+        }
+        answer = self._query(LAUNCH_MUTATION, params=params)["launchRun"]
+        if answer["__typename"] == "LaunchRunSuccess":
+            return str(answer["run"]["runId"])
+        detail = answer.get("message") or "; ".join(e["message"] for e in answer.get("errors") or [])
+        raise LaunchRefused(f"Dagster refused to launch {JOB}: {answer['__typename']}: {detail}")
+
+    def _query(self, query: str, **variables: Any) -> dict[str, Any]:
+        request = urllib.request.Request(
+            f"{self.url.rstrip('/')}/graphql",
+            data=json.dumps({"query": query, "variables": variables}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                body = json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            if exc.code >= 500:
+                raise DagsterUnavailable(f"the Dagster webserver at {self.url} answered HTTP {exc.code}") from None
+            raise LaunchRefused(f"the Dagster webserver at {self.url} answered HTTP {exc.code}") from None
+        except (OSError, ValueError) as exc:
+            raise DagsterUnavailable(f"the Dagster webserver at {self.url} is unreachable: {exc}") from None
+        if body.get("errors"):
+            raise LaunchRefused("; ".join(str(e.get("message")) for e in body["errors"]))
+        return dict(body["data"])

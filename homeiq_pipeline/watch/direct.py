@@ -1,0 +1,37 @@
+"""Sync in the watcher's own process instead of through Dagster (`homeiq-pipeline watch --direct`):
+the same snapshot and transaction as `homeiq-pipeline sync`, for setups without Dagster."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .. import homeassistant as ha
+from .. import storage
+from .loop import Refused, TryLater
+
+
+@dataclass
+class DirectSyncs:
+    connect: Callable[[], ha.HomeAssistantClient]
+    db_url: str
+
+    def waiting_sync(self, home: str) -> str | None:
+        return None  # a direct sync runs to its end before the watcher reads on
+
+    def launch_sync(self, home: str, tags: dict[str, str]) -> str:
+        try:
+            with self.connect() as client:
+                snapshot = ha.fetch_snapshot(client)
+        except (ha.CannotConnect, ha.RequestTimeout, ha.HomeAssistantStarting) as exc:
+            raise TryLater(str(exc)) from None
+        except ha.HomeAssistantError as exc:
+            raise Refused(str(exc)) from None
+        engine = storage.open_database(self.db_url)
+        try:
+            result = storage.sync_snapshot(engine, snapshot, instance=home)
+        except storage.StorageError as exc:
+            raise Refused(f"{exc}; nothing was written") from None
+        finally:
+            engine.dispose()
+        return f"direct-{result.run_id}"
