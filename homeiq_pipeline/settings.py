@@ -7,8 +7,10 @@ resolves it at run time through `dg.EnvVar("HA_TOKEN")`, so it is never stored i
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from .homeassistant import DEFAULT_MAX_FRAME_SIZE, DEFAULT_TIMEOUT
+from .homes import DEFAULT_TOKEN_ENV, Home, HomesFileError, load_homes
 from .storage import DEFAULT_INSTANCE, default_database_url
 
 
@@ -23,6 +25,22 @@ def database_url() -> str:
 
 def instance() -> str:
     return os.environ.get("HOMEIQ_INSTANCE") or DEFAULT_INSTANCE
+
+
+def homes_file() -> Path | None:
+    value = os.environ.get("HOMEIQ_HOMES_FILE")
+    return Path(value).expanduser() if value else None
+
+
+def homes() -> list[Home]:
+    """Every Home Assistant to mirror: those in HOMEIQ_HOMES_FILE, else one from HA_URL/HA_TOKEN."""
+    if path := homes_file():
+        return load_homes(path)
+    name = instance()
+    home = Home(name, os.environ.get("HA_URL") or None, DEFAULT_TOKEN_ENV, ha_verify_tls(), ha_ca_bundle())
+    if not home.name or "," in home.name:  # a partition key
+        raise HomesFileError(f"HOMEIQ_INSTANCE={name!r} cannot name a home")
+    return [home]
 
 
 def ha_timeout() -> float:

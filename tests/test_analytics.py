@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from homeiq_pipeline.defs.analytics import assets as analytics_assets
 from homeiq_pipeline.defs.analytics import checks as analytics_checks
 from homeiq_pipeline.defs.home_assistant import assets as ha_assets
-from homeiq_pipeline.defs.resources import HomeAssistantResource, MirrorDatabase
+from homeiq_pipeline.defs.resources import MirrorDatabase, one_home
+from homeiq_pipeline.storage import DEFAULT_INSTANCE as HOME
 from homeiq_pipeline.demo.server import FakeHomeAssistant
 
 from .conftest import TOKEN
@@ -86,7 +87,8 @@ def synced(db_url: str):
     with FakeHomeAssistant(small_home(), token=TOKEN) as server:
         result = dg.materialize(
             [ha_assets.home_assistant_mirror, analytics_assets.home_analytics, *ANALYTICS_CHECKS],
-            resources={"home_assistant": HomeAssistantResource(url=server.url, token=TOKEN), "mirror": MirrorDatabase(url=db_url)},
+            resources={"home_assistant": one_home(server.url, TOKEN), "mirror": MirrorDatabase(url=db_url)},
+            partition_key=HOME,
         )
     assert result.success
     return result, sa.create_engine(db_url)
@@ -123,9 +125,11 @@ def test_home_overview(synced) -> None:
 
 def test_home_overview_appends_one_row_per_sync(db_url: str) -> None:
     with FakeHomeAssistant(small_home(), token=TOKEN) as server:
-        resources = {"home_assistant": HomeAssistantResource(url=server.url, token=TOKEN), "mirror": MirrorDatabase(url=db_url)}
+        resources = {"home_assistant": one_home(server.url, TOKEN), "mirror": MirrorDatabase(url=db_url)}
         for _ in range(3):
-            dg.materialize([ha_assets.home_assistant_mirror, analytics_assets.home_analytics], resources=resources)
+            dg.materialize(
+                [ha_assets.home_assistant_mirror, analytics_assets.home_analytics], resources=resources, partition_key=HOME
+            )
     engine = sa.create_engine(db_url)
     assert [r["sync_run_id"] for r in rows(engine, "analytics_home_overview", "id")] == [1, 2, 3]
     assert len(rows(engine, "analytics_device_inventory", "device_id")) == 4  # replaced, not appended
@@ -136,7 +140,8 @@ def test_health_is_null_not_zero_when_there_is_nothing_to_divide(db_url: str) ->
     with FakeHomeAssistant(empty, token=TOKEN) as server:
         dg.materialize(
             [ha_assets.home_assistant_mirror, analytics_assets.home_analytics],
-            resources={"home_assistant": HomeAssistantResource(url=server.url, token=TOKEN), "mirror": MirrorDatabase(url=db_url)},
+            resources={"home_assistant": one_home(server.url, TOKEN), "mirror": MirrorDatabase(url=db_url)},
+            partition_key=HOME,
         )
     (row,) = rows(sa.create_engine(db_url), "analytics_home_overview", "id")
     assert row["integration_health_pct"] is None and row["availability_pct"] is None
@@ -209,9 +214,9 @@ def test_the_checks_catch_analytics_that_disagree_with_the_mirror(synced) -> Non
     result = dg.materialize(
         [ha_assets.home_assistant_mirror, analytics_assets.home_analytics, *ANALYTICS_CHECKS],
         selection=dg.AssetSelection.checks(*ANALYTICS_CHECKS),
-        resources={"home_assistant": HomeAssistantResource(url="http://unused", token=TOKEN),
+        resources={"home_assistant": one_home("http://unused", TOKEN),
                    "mirror": MirrorDatabase(url=str(engine.url))},
-    )
+    )  # checks on their own: they judge every home, here the one
     failed = {e.check_name for e in result.get_asset_check_evaluations() if not e.passed}
     assert failed == {"overview_counts_match_the_mirror", "overview_percentages_are_in_range",
                       "area_summary_counts_everything_once"}

@@ -12,8 +12,9 @@ from homeiq_pipeline.definitions import defs
 from homeiq_pipeline.defs.home_assistant import assets as ha_assets
 from homeiq_pipeline.defs.home_assistant import checks, schedules, sensors
 from homeiq_pipeline.defs.home_assistant.jobs import sync_home_assistant
-from homeiq_pipeline.defs.resources import HomeAssistantResource, MirrorDatabase
+from homeiq_pipeline.defs.resources import HomeAssistantHome, HomeAssistantResource, MirrorDatabase, one_home
 from homeiq_pipeline.demo.server import FakeHomeAssistant
+from homeiq_pipeline.storage import DEFAULT_INSTANCE as HOME
 from homeiq_pipeline.storage.schema import MIRRORED_TABLES
 
 from .conftest import TOKEN
@@ -31,7 +32,7 @@ ALL_CHECKS = [
 
 def resources(server: FakeHomeAssistant, db_url: str, token: str = TOKEN) -> dict[str, object]:
     return {
-        "home_assistant": HomeAssistantResource(url=server.url, token=token),
+        "home_assistant": one_home(server.url, token),
         "mirror": MirrorDatabase(url=db_url),
     }
 
@@ -40,6 +41,7 @@ def materialize(server: FakeHomeAssistant, db_url: str, **options: object) -> dg
     return dg.materialize(
         [ha_assets.home_assistant_mirror, *ALL_CHECKS],
         resources=resources(server, db_url, **options),  # type: ignore[arg-type]
+        partition_key=HOME,
         raise_on_error=False,
     )
 
@@ -131,6 +133,7 @@ def test_the_freshness_check_fails_when_the_last_sync_is_old(
     )
     (evaluation,) = result.get_asset_check_evaluations()
     assert not evaluation.passed
+    assert evaluation.metadata["home"].value == HOME  # outside a sync: every home, here the one
     assert evaluation.metadata["age_minutes"].value >= 179
 
 
@@ -156,6 +159,7 @@ def test_the_data_loss_guard_fails_the_run_and_force_in_run_config_passes(fake_h
     forced = dg.materialize(
         [ha_assets.home_assistant_mirror],
         resources=resources(fake_ha, db_url),
+        partition_key=HOME,
         run_config={"ops": {"home_assistant_mirror": {"config": {"force": True}}}},
     )
     devices = next(m for m in forced.get_asset_materialization_events() if m.asset_key.to_user_string() == "ha_devices")
@@ -170,9 +174,14 @@ def test_the_refresh_schedule_is_hourly_in_utc_by_default_and_on() -> None:
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 * * * *", "UTC")
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     assert schedule.job_name == "sync_home_assistant"
-    with dg.build_schedule_context(scheduled_execution_time=datetime(2026, 11, 27, 8, tzinfo=UTC)) as context:
-        requests = list(schedule.evaluate_tick(context).run_requests or [])
-    assert len(requests) == 1
+    with dg.build_schedule_context(
+        scheduled_execution_time=datetime(2026, 11, 27, 8, tzinfo=UTC),
+        resources={"home_assistant": one_home("http://127.0.0.1:1", TOKEN)},
+        repository_def=defs().get_repository_def(),
+    ) as context:
+        (request,) = list(schedule.evaluate_tick(context).run_requests or [])
+    assert request.partition_key == HOME
+    assert request.tags["homeiq/sync"] == HOME and request.tags["homeiq/trigger"] == "schedule"
 
 
 def test_the_refresh_schedule_reads_its_cron_and_timezone_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -199,7 +208,8 @@ class SensorDriver:
         context = dg.build_sensor_context(
             cursor=self.cursor,
             instance=self.instance,
-            resources={"home_assistant": HomeAssistantResource(url=self.server.url, token=self.token)},
+            resources={"home_assistant": one_home(self.server.url, self.token)},
+            repository_def=defs().get_repository_def(),
         )
         result = sensors.home_assistant_reconnect.evaluate_tick(context)
         self.cursor = result.cursor

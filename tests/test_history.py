@@ -24,7 +24,8 @@ from homeiq_pipeline.defs.home_assistant import assets as ha_assets
 from homeiq_pipeline.defs.home_assistant import jobs
 from homeiq_pipeline.defs.influxdb import assets as history_assets
 from homeiq_pipeline.defs.influxdb.resources import InfluxDBResource
-from homeiq_pipeline.defs.resources import HomeAssistantResource, MirrorDatabase
+from homeiq_pipeline.defs.resources import MirrorDatabase, one_home
+from homeiq_pipeline.storage import DEFAULT_INSTANCE as HOME
 from homeiq_pipeline.demo.server import FakeHomeAssistant
 
 from .conftest import TOKEN
@@ -60,7 +61,7 @@ def _answers(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # one per test: each test's series start empty
 def victoria(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     # One sample per series and millisecond, as InfluxDB keeps one point per series and time.
     process, url = _victoria_metrics(tmp_path_factory.mktemp("vm"), "-dedup.minScrapeInterval=1ms")
@@ -140,14 +141,15 @@ def history_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     importlib.reload(jobs)
 
 
-def run_sync(server: FakeHomeAssistant, db_url: str, influx_url: str, instance: str, token: str = INFLUX_TOKEN) -> dg.ExecuteInProcessResult:
+def run_sync(server: FakeHomeAssistant, db_url: str, influx_url: str, token: str = INFLUX_TOKEN) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [ha_assets.home_assistant_mirror, history_assets.home_assistant_history],
         resources={
-            "home_assistant": HomeAssistantResource(url=server.url, token=TOKEN, instance=instance),
+            "home_assistant": one_home(server.url, TOKEN),
             "mirror": MirrorDatabase(url=db_url),
             "influxdb": InfluxDBResource(url=influx_url, token=token, org="homeiq", bucket="home", timeout_seconds=5),
         },
+        partition_key=HOME,
         raise_on_error=False,
     )
 
@@ -160,7 +162,7 @@ def test_history_is_off_by_default_and_syncs_leave_it_out() -> None:
 
 
 def test_materializing_it_while_off_says_how_to_enable_it(fake_ha: FakeHomeAssistant, db_url: str, recorder: Recorder) -> None:
-    result = run_sync(fake_ha, db_url, recorder.url, "off")
+    result = run_sync(fake_ha, db_url, recorder.url)
     failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
     assert "STORE_DEVICE_HISTORY_IN_INFLUXDB=true" in str(failure.event_specific_data.error)
     assert recorder.bodies == []
@@ -176,10 +178,10 @@ def test_switched_on_the_sync_job_includes_it(history_on: None) -> None:
 def test_a_sync_writes_every_measurement_with_its_tags_and_fields(
     history_on: None, fake_ha: FakeHomeAssistant, db_url: str, recorder: Recorder, victoria: str
 ) -> None:
-    result = run_sync(fake_ha, db_url, recorder.url, "full")
+    result = run_sync(fake_ha, db_url, recorder.url)
     assert result.success
     results = fake_ha.results
-    series = export(victoria, "full")
+    series = export(victoria, HOME)
     by_metric: dict[str, list[dict]] = {}
     for s in series:
         by_metric.setdefault(s["metric"]["__name__"], []).append(s)
@@ -228,21 +230,22 @@ def test_a_sync_writes_every_measurement_with_its_tags_and_fields(
 def test_a_retried_write_adds_no_points(
     history_on: None, fake_ha: FakeHomeAssistant, db_url: str, recorder: Recorder, victoria: str
 ) -> None:
-    assert run_sync(fake_ha, db_url, recorder.url, "retry").success
-    first = export(victoria, "retry")
+    assert run_sync(fake_ha, db_url, recorder.url).success
+    first = export(victoria, HOME)
     # the history step again for the same sync, as a retry would
     again = dg.materialize(
         [ha_assets.home_assistant_mirror, history_assets.home_assistant_history],
         selection=[history_assets.home_assistant_history],
         resources={
-            "home_assistant": HomeAssistantResource(url=fake_ha.url, token=TOKEN, instance="retry"),
+            "home_assistant": one_home(fake_ha.url, TOKEN),
             "mirror": MirrorDatabase(url=db_url),
             "influxdb": InfluxDBResource(url=recorder.url, token=INFLUX_TOKEN, org="homeiq", bucket="home"),
         },
+        partition_key=HOME,
     )
     assert again.success
     assert len(recorder.bodies) >= 2 and recorder.bodies[0] == recorder.bodies[-1]  # same points, same times
-    assert export(victoria, "retry") == first
+    assert export(victoria, HOME) == first
 
 
 @pytest.mark.parametrize(
@@ -256,7 +259,7 @@ def test_a_bad_token_or_a_missing_bucket_fails_clearly_without_retries_and_the_m
     history_on: None, fake_ha: FakeHomeAssistant, db_url: str, recorder: Recorder, fail_with: tuple[int, str], message: str
 ) -> None:
     recorder.fail_with = fail_with
-    result = run_sync(fake_ha, db_url, recorder.url, "refused")
+    result = run_sync(fake_ha, db_url, recorder.url)
     failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
     assert message in str(failure.event_specific_data.error)
     assert not any(e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY for e in result.all_events)

@@ -3,7 +3,7 @@
 import dagster as dg
 from ... import analytics
 from ...storage.schema import ANALYTICS_TABLES, MIRRORED_TABLES
-from ..resources import HomeAssistantResource, MirrorDatabase, mirror_kind
+from ..resources import HOMES, MirrorDatabase, mirror_kind
 
 GROUP = "analytics"
 
@@ -33,11 +33,13 @@ DESCRIPTIONS = {
         )
         for name, table in ANALYTICS_TABLES.items()
     ],
+    partitions_def=HOMES,
     description="Read the mirror once and compute every analytics table from the same picture.",
 )
-def home_analytics(context: dg.AssetExecutionContext, home_assistant: HomeAssistantResource, mirror: MirrorDatabase):
+def home_analytics(context: dg.AssetExecutionContext, mirror: MirrorDatabase):
+    home = context.partition_key
     try:
-        refreshed = analytics.refresh_analytics(mirror.engine, home_assistant.instance)
+        refreshed = analytics.refresh_analytics(mirror.engine, home)
     except analytics.NoSyncYet as exc:
         raise dg.Failure(str(exc), allow_retries=False) from None
     for name, frame in refreshed.frames.items():
@@ -45,7 +47,7 @@ def home_analytics(context: dg.AssetExecutionContext, home_assistant: HomeAssist
             asset_key=name,
             metadata={
                 "dagster/row_count": len(frame),
-                "instance": home_assistant.instance,
+                "instance": home,
                 "sync_run_id": refreshed.sync_run["id"],
                 "preview": dg.MetadataValue.md(frame.head(10).to_markdown(index=False) if len(frame) else "_no rows_"),
             },

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from ...storage.queries import row_counts
 from ...storage.schema import ANALYTICS_TABLES
-from ..resources import HomeAssistantResource, MirrorDatabase
+from ..resources import MirrorDatabase, Verdict, check_each_home
 
 
 def _table(mirror: MirrorDatabase, name: str, instance: str) -> pd.DataFrame:
@@ -23,67 +23,84 @@ def _live(mirror: MirrorDatabase, instance: str) -> dict[str, int]:
         return {name: counts["live"] for name, counts in row_counts(connection, instance).items()}
 
 
-def _compare(expected: dict[str, int], actual: dict[str, int]) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
-        passed=expected == actual,
-        metadata={**{f"mirror_{k}": v for k, v in expected.items()}, **{f"analytics_{k}": v for k, v in actual.items()}},
-    )
+def _compare(expected: dict[str, int], actual: dict[str, int]) -> Verdict:
+    return expected == actual, {
+        **{f"mirror_{k}": v for k, v in expected.items()},
+        **{f"analytics_{k}": v for k, v in actual.items()},
+    }
 
 
 @dg.asset_check(asset="home_overview", description="The overview's counts equal the mirror's live rows.")
-def overview_counts_match_the_mirror(home_assistant: HomeAssistantResource, mirror: MirrorDatabase) -> dg.AssetCheckResult:
-    live = _live(mirror, home_assistant.instance)
-    row = _table(mirror, "home_overview", home_assistant.instance).iloc[0]
-    names = {"devices": "ha_devices", "entities": "ha_entities", "areas": "ha_areas", "floors": "ha_floors",
-             "integrations": "ha_config_entries", "entities_with_state": "ha_states"}
-    return _compare({k: live[t] for k, t in names.items()}, {k: int(row[k]) for k in names})
+def overview_counts_match_the_mirror(context: dg.AssetCheckExecutionContext, mirror: MirrorDatabase) -> dg.AssetCheckResult:
+    def evaluate(home: str) -> Verdict:
+        live = _live(mirror, home)
+        row = _table(mirror, "home_overview", home).iloc[0]
+        names = {"devices": "ha_devices", "entities": "ha_entities", "areas": "ha_areas", "floors": "ha_floors",
+                 "integrations": "ha_config_entries", "entities_with_state": "ha_states"}
+        return _compare({k: live[t] for k, t in names.items()}, {k: int(row[k]) for k in names})
+
+    return check_each_home(context, evaluate)
 
 
 @dg.asset_check(asset="home_overview", description="Percentages are NULL or within 0-100.")
-def overview_percentages_are_in_range(home_assistant: HomeAssistantResource, mirror: MirrorDatabase) -> dg.AssetCheckResult:
-    row = _table(mirror, "home_overview", home_assistant.instance).iloc[0]
-    values = {k: row[k] for k in ("integration_health_pct", "availability_pct")}
-    ok = all(pd.isna(v) or 0 <= v <= 100 for v in values.values())
-    return dg.AssetCheckResult(passed=ok, metadata={k: None if pd.isna(v) else float(v) for k, v in values.items()})
+def overview_percentages_are_in_range(context: dg.AssetCheckExecutionContext, mirror: MirrorDatabase) -> dg.AssetCheckResult:
+    def evaluate(home: str) -> Verdict:
+        row = _table(mirror, "home_overview", home).iloc[0]
+        values = {k: row[k] for k in ("integration_health_pct", "availability_pct")}
+        ok = all(pd.isna(v) or 0 <= v <= 100 for v in values.values())
+        return ok, {k: None if pd.isna(v) else float(v) for k, v in values.items()}
+
+    return check_each_home(context, evaluate)
 
 
 @dg.asset_check(asset="entity_availability", description="Availability is NULL or within 0-100; counts add up to the states.")
-def availability_is_consistent(home_assistant: HomeAssistantResource, mirror: MirrorDatabase) -> dg.AssetCheckResult:
-    frame = _table(mirror, "entity_availability", home_assistant.instance)
-    in_range = bool(frame["availability_pct"].dropna().between(0, 100).all())
-    states = _live(mirror, home_assistant.instance)["ha_states"]
-    return dg.AssetCheckResult(
-        passed=in_range and int(frame["entities"].sum()) == states,
-        metadata={"pct_in_range": in_range, "entities_counted": int(frame["entities"].sum()), "states": states},
-    )
+def availability_is_consistent(context: dg.AssetCheckExecutionContext, mirror: MirrorDatabase) -> dg.AssetCheckResult:
+    def evaluate(home: str) -> Verdict:
+        frame = _table(mirror, "entity_availability", home)
+        in_range = bool(frame["availability_pct"].dropna().between(0, 100).all())
+        states = _live(mirror, home)["ha_states"]
+        counted = int(frame["entities"].sum())
+        return in_range and counted == states, {"pct_in_range": in_range, "entities_counted": counted, "states": states}
+
+    return check_each_home(context, evaluate)
 
 
 @dg.asset_check(asset="integration_health", description="Every config entry is counted once.")
-def integration_health_counts_every_entry(home_assistant: HomeAssistantResource, mirror: MirrorDatabase) -> dg.AssetCheckResult:
-    frame = _table(mirror, "integration_health", home_assistant.instance)
-    live = _live(mirror, home_assistant.instance)
-    return _compare({"config_entries": live["ha_config_entries"]}, {"config_entries": int(frame["config_entries"].sum())})
+def integration_health_counts_every_entry(context: dg.AssetCheckExecutionContext, mirror: MirrorDatabase) -> dg.AssetCheckResult:
+    def evaluate(home: str) -> Verdict:
+        frame = _table(mirror, "integration_health", home)
+        live = _live(mirror, home)
+        return _compare({"config_entries": live["ha_config_entries"]}, {"config_entries": int(frame["config_entries"].sum())})
+
+    return check_each_home(context, evaluate)
 
 
 @dg.asset_check(asset="area_summary", description="Every live device and entity is counted in exactly one area row.")
-def area_summary_counts_everything_once(home_assistant: HomeAssistantResource, mirror: MirrorDatabase) -> dg.AssetCheckResult:
-    frame = _table(mirror, "area_summary", home_assistant.instance)
-    live = _live(mirror, home_assistant.instance)
-    return _compare(
-        {"devices": live["ha_devices"], "entities": live["ha_entities"]},
-        {"devices": int(frame["devices"].sum()), "entities": int(frame["entities"].sum())},
-    )
+def area_summary_counts_everything_once(context: dg.AssetCheckExecutionContext, mirror: MirrorDatabase) -> dg.AssetCheckResult:
+    def evaluate(home: str) -> Verdict:
+        frame = _table(mirror, "area_summary", home)
+        live = _live(mirror, home)
+        return _compare(
+            {"devices": live["ha_devices"], "entities": live["ha_entities"]},
+            {"devices": int(frame["devices"].sum()), "entities": int(frame["entities"].sum())},
+        )
+
+    return check_each_home(context, evaluate)
 
 
 @dg.asset_check(asset="device_inventory", description="No area or integration name is missing where the mirror has it.")
-def device_names_are_resolved(home_assistant: HomeAssistantResource, mirror: MirrorDatabase) -> dg.AssetCheckResult:
-    frame = _table(mirror, "device_inventory", home_assistant.instance)
-    areas = set(_table(mirror, "area_summary", home_assistant.instance)["area_id"].dropna())
-    missing_area = frame[frame["area_id"].isin(areas) & frame["area_name"].isna()]["device_id"].tolist()
-    missing_integration = frame[frame["integration_title"].notna() & frame["integration"].isna()]["device_id"].tolist()
-    live = _live(mirror, home_assistant.instance)["ha_devices"]
-    return dg.AssetCheckResult(
-        passed=not missing_area and not missing_integration and len(frame) == live,
-        metadata={"rows": len(frame), "live_devices": live, "missing_area_name": len(missing_area),
-                  "missing_integration": len(missing_integration)},
-    )
+def device_names_are_resolved(context: dg.AssetCheckExecutionContext, mirror: MirrorDatabase) -> dg.AssetCheckResult:
+    def evaluate(home: str) -> Verdict:
+        frame = _table(mirror, "device_inventory", home)
+        areas = set(_table(mirror, "area_summary", home)["area_id"].dropna())
+        missing_area = frame[frame["area_id"].isin(areas) & frame["area_name"].isna()]["device_id"].tolist()
+        missing_integration = frame[frame["integration_title"].notna() & frame["integration"].isna()]["device_id"].tolist()
+        live = _live(mirror, home)["ha_devices"]
+        return not missing_area and not missing_integration and len(frame) == live, {
+            "rows": len(frame),
+            "live_devices": live,
+            "missing_area_name": len(missing_area),
+            "missing_integration": len(missing_integration),
+        }
+
+    return check_each_home(context, evaluate)

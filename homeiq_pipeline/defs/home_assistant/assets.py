@@ -18,10 +18,10 @@ from ...homeassistant import (
 )
 from ...storage.queries import preview_rows
 from ...storage.schema import MIRRORED_TABLES, MirroredTable
-from ..resources import HomeAssistantResource, MirrorDatabase, mirror_kind
+from ..resources import HOMES, HomeAssistantResource, MirrorDatabase, mirror_kind
 
 GROUP = "home_assistant"
-POOL = "home_assistant"  # one sync at a time writes the mirror
+POOL = "home_assistant"  # caps how many homes write the mirror at once (dagster.yaml)
 
 DESCRIPTIONS = {
     "ha_devices": "Home Assistant's device registry (config/device_registry/list), keyed by device id.",
@@ -64,17 +64,19 @@ def _asset_spec(spec: MirroredTable) -> dg.AssetSpec:
 @dg.multi_asset(
     name="home_assistant_mirror",
     specs=[_asset_spec(spec) for spec in MIRRORED_TABLES],
+    partitions_def=HOMES,
     pool=POOL,
     retry_policy=RETRY,
-    description="Fetch one snapshot of Home Assistant over its websocket API and store it in the "
-    "mirror in one transaction.",
+    description="Fetch one snapshot of one Home Assistant (the partition) over its websocket API and "
+    "store it in the mirror in one transaction.",
 )
 def home_assistant_mirror(
     context: dg.AssetExecutionContext, config: SyncConfig, home_assistant: HomeAssistantResource, mirror: MirrorDatabase
 ):
+    home = context.partition_key
     started = time.monotonic()
     try:
-        with home_assistant.client() as client:
+        with home_assistant.client(home) as client:
             snapshot = fetch_snapshot(client)
     except AuthenticationFailed as exc:
         raise dg.Failure(str(exc), metadata={"cause": "authentication failed"}, allow_retries=False) from None
@@ -83,7 +85,7 @@ def home_assistant_mirror(
     except HomeAssistantError as exc:
         raise dg.Failure(str(exc), metadata={"cause": "unusable answer"}, allow_retries=False) from None
     try:
-        result = storage.sync_snapshot(mirror.engine, snapshot, instance=home_assistant.instance, force=config.force)
+        result = storage.sync_snapshot(mirror.engine, snapshot, instance=home, force=config.force)
     except storage.DataLossRefused as exc:
         raise dg.Failure(
             f"{exc} (in Dagster: launch the job with config force: true)",
@@ -100,7 +102,7 @@ def home_assistant_mirror(
     with mirror.engine.connect() as connection:
         for spec in MIRRORED_TABLES:
             counts = result.counts[spec.name]
-            preview = pd.DataFrame(preview_rows(connection, spec.name, home_assistant.instance))
+            preview = pd.DataFrame(preview_rows(connection, spec.name, home))
             yield dg.MaterializeResult(
                 asset_key=spec.name,
                 metadata={

@@ -1,24 +1,31 @@
-"""Periodic refresh, so changes HA does not announce (or that the sensor missed) still arrive."""
+"""Periodic refresh of every home, so changes HA does not announce (or that the sensor missed) still arrive."""
 
 import os
 
 import dagster as dg
 
-from .jobs import check_mirror_freshness, sync_home_assistant
+from ..resources import HomeAssistantResource
+from .jobs import check_mirror_freshness, sync_home_assistant, sync_request
 
-home_assistant_refresh = dg.ScheduleDefinition(
+
+@dg.schedule(
     name="home_assistant_refresh",
     job=sync_home_assistant,
     cron_schedule=os.environ.get("HA_REFRESH_CRON") or "0 * * * *",
     execution_timezone=os.environ.get("HA_TIMEZONE") or "UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Sync Home Assistant periodically (HA_REFRESH_CRON, default hourly; HA_TIMEZONE, default UTC).",
+    description="Sync every home periodically (HA_REFRESH_CRON, default hourly; HA_TIMEZONE, default UTC).",
 )
+def home_assistant_refresh(context: dg.ScheduleEvaluationContext, home_assistant: HomeAssistantResource):
+    # run_key: one run per home per tick, even if the tick is evaluated twice.
+    for home in home_assistant.names:
+        yield sync_request(home, "schedule", "periodic refresh", run_key=home)
+
 
 mirror_freshness = dg.ScheduleDefinition(
     name="mirror_freshness",
     job=check_mirror_freshness,
     cron_schedule="*/15 * * * *",
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Check every 15 minutes that the mirror is fresh.",
+    description="Check every 15 minutes that every home's mirror is fresh.",
 )

@@ -3,7 +3,7 @@
 import dagster as dg
 from ... import analytics, history, settings
 from ...storage.schema import MIRRORED_TABLES
-from ..resources import HomeAssistantResource, MirrorDatabase
+from ..resources import HOMES, MirrorDatabase
 from .resources import InfluxDBRefused, InfluxDBResource, InfluxDBUnavailable
 
 ENABLED = settings.history_enabled()
@@ -24,16 +24,17 @@ DESCRIPTION = (
     group_name="history",
     deps=[spec.name for spec in MIRRORED_TABLES],
     kinds={"influxdb"},
+    partitions_def=HOMES,
     description=DESCRIPTION,
     metadata={"status": "enabled" if ENABLED else "disabled", "how_to_enable": HOW_TO_ENABLE},
     retry_policy=dg.RetryPolicy(max_retries=3, delay=15, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
 )
 def home_assistant_history(
-    context: dg.AssetExecutionContext, home_assistant: HomeAssistantResource, mirror: MirrorDatabase, influxdb: InfluxDBResource
+    context: dg.AssetExecutionContext, mirror: MirrorDatabase, influxdb: InfluxDBResource
 ) -> dg.MaterializeResult:
     if not settings.history_enabled():
         raise dg.Failure(f"The InfluxDB history is disabled. {HOW_TO_ENABLE}", allow_retries=False)
-    instance = home_assistant.instance
+    instance = context.partition_key
     try:
         with mirror.engine.connect() as connection:
             # Stamped with the sync's own time: a retry writes the same series at the same time.

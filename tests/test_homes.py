@@ -1,0 +1,236 @@
+"""Many homes: homes.yaml is validated, each home is a partition, the sensor and the schedule ask
+for the right homes, and one home's failure leaves every other home's rows alone."""
+
+import importlib
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from homeiq_pipeline import settings
+from homeiq_pipeline.demo.server import FakeHomeAssistant
+from homeiq_pipeline.homes import Home, HomesFileError, load_homes
+from homeiq_pipeline.storage.schema import MIRRORED_TABLES
+
+from .conftest import TOKEN
+
+DEFS_MODULES = ("homeiq_pipeline.definitions", "homeiq_pipeline.defs")
+
+
+def write_homes(path: Path, homes: list[dict[str, object]]) -> Path:
+    path.write_text(yaml.safe_dump({"homes": homes}), encoding="utf-8")
+    return path
+
+
+# -- homes.yaml ---------------------------------------------------------------------------------
+
+
+def test_a_homes_file_lists_each_home_with_its_own_token_variable_and_tls(tmp_path: Path) -> None:
+    path = write_homes(
+        tmp_path / "homes.yaml",
+        [
+            {"name": "home", "url": "https://ha.local:8123", "token_env": "HA_TOKEN"},
+            {"name": "cabin", "url": "http://10.0.0.2:8123", "token_env": "HA_TOKEN_CABIN", "verify_tls": False},
+            {"name": "flat_2", "url": "wss://flat.example/api/websocket", "token_env": "T", "ca_bundle": "/ca.pem"},
+        ],
+    )
+    assert load_homes(path) == [
+        Home("home", "https://ha.local:8123", "HA_TOKEN", True, None),
+        Home("cabin", "http://10.0.0.2:8123", "HA_TOKEN_CABIN", False, None),
+        Home("flat_2", "wss://flat.example/api/websocket", "T", True, "/ca.pem"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("homes", "message"),
+    [
+        ([], "non-empty list under `homes:`"),
+        ([{"name": "a", "url": "http://x"}, {"name": "a", "url": "http://y"}], "unique, repeated: a"),
+        ([{"name": "Cabin!", "url": "http://x"}], "name must be lowercase"),
+        ([{"name": "a", "url": "ftp://x"}], "url must start with"),
+        ([{"name": "a", "url": "http://x", "token_env": "eyJhbGciOi.JIUzI1NiIsInR5cCI6"}], "must name an environment variable"),
+        ([{"name": "a", "url": "http://x", "token": "abc"}], "unknown fields ['token']"),
+        ([{"name": "a", "url": "http://x", "verify_tls": "no"}], "verify_tls must be true or false"),
+        (["just a string"], "must be a mapping"),
+    ],
+)
+def test_a_bad_homes_file_is_refused_with_where_and_why(tmp_path: Path, homes: list, message: str) -> None:
+    path = write_homes(tmp_path / "homes.yaml", homes)
+    with pytest.raises(HomesFileError) as refused:
+        load_homes(path)
+    assert message in str(refused.value) and str(path) in str(refused.value)
+    assert "eyJhbGciOi" not in str(refused.value)  # a pasted token is not echoed
+
+
+def test_missing_and_unparsable_files_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(HomesFileError, match="cannot read .*nowhere.yaml"):
+        load_homes(tmp_path / "nowhere.yaml")
+    (tmp_path / "broken.yaml").write_text("homes: [\n", encoding="utf-8")
+    with pytest.raises(HomesFileError, match="broken.yaml is not valid YAML"):
+        load_homes(tmp_path / "broken.yaml")
+
+
+def test_without_a_homes_file_ha_url_and_ha_token_mean_one_home_called_home(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HOMEIQ_HOMES_FILE", raising=False)
+    monkeypatch.delenv("HOMEIQ_INSTANCE", raising=False)
+    monkeypatch.setenv("HA_URL", "http://127.0.0.1:8123")
+    assert settings.homes() == [Home("home", "http://127.0.0.1:8123", "HA_TOKEN", True, None)]
+
+
+# -- the code location with several homes -------------------------------------------------------
+
+
+@pytest.fixture
+def two_homes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNamespace]:
+    """Two fake HAs (`home`, `cabin`) in a homes.yaml, and the code location loaded from it afresh."""
+    with FakeHomeAssistant(token=TOKEN) as home, FakeHomeAssistant(token="cabin-token-0987654321") as cabin:
+        path = write_homes(
+            tmp_path / "homes.yaml",
+            [
+                {"name": "home", "url": home.url, "token_env": "TEST_HOME_TOKEN"},
+                {"name": "cabin", "url": cabin.url, "token_env": "TEST_CABIN_TOKEN"},
+            ],
+        )
+        monkeypatch.setenv("HOMEIQ_HOMES_FILE", str(path))
+        monkeypatch.setenv("TEST_HOME_TOKEN", TOKEN)
+        monkeypatch.setenv("TEST_CABIN_TOKEN", "cabin-token-0987654321")
+        monkeypatch.setenv("HOMEIQ_DB_URL", f"sqlite:///{tmp_path / 'mirror.db'}")
+        with fresh_definitions() as definitions:
+            yield SimpleNamespace(home=home, cabin=cabin, definitions=definitions, db_url=f"sqlite:///{tmp_path / 'mirror.db'}")
+
+
+class fresh_definitions:
+    """Import the code location again, so module-level settings (the homes) are read anew, and put
+    the original modules back afterwards."""
+
+    def __enter__(self) -> dg.Definitions:
+        self.saved = {name: module for name, module in sys.modules.items() if name.startswith(DEFS_MODULES)}
+        for name in self.saved:
+            del sys.modules[name]
+        return importlib.import_module("homeiq_pipeline.definitions").defs()
+
+    def __exit__(self, *exc: object) -> None:
+        for name in [name for name in sys.modules if name.startswith(DEFS_MODULES)]:
+            del sys.modules[name]
+        sys.modules.update(self.saved)
+
+
+def job_and_repository(definitions: dg.Definitions) -> tuple[dg.JobDefinition, dg.RepositoryDefinition]:
+    repository = definitions.get_repository_def()
+    return repository.get_job("sync_home_assistant"), repository
+
+
+def test_each_home_is_a_partition_and_each_token_stays_an_environment_variable(two_homes: SimpleNamespace) -> None:
+    job, repository = job_and_repository(two_homes.definitions)
+    assert job.partitions_def is not None
+    assert sorted(job.partitions_def.get_partition_keys()) == ["cabin", "home"]
+    resource = two_homes.definitions.resources["home_assistant"]
+    # What the UI shows of a token is the variable's name; the value is read at run time.
+    assert [(home.name, home.token) for home in resource.homes] == [("home", "TEST_HOME_TOKEN"), ("cabin", "TEST_CABIN_TOKEN")]
+    assert all(isinstance(home.token, dg.EnvVar) for home in resource.homes)
+    assert "cabin-token-0987654321" not in repr(resource) and TOKEN not in repr(resource)
+
+
+def run_partition(two_homes: SimpleNamespace, home: str) -> dg.ExecuteInProcessResult:
+    job, _ = job_and_repository(two_homes.definitions)
+    return job.execute_in_process(partition_key=home, raise_on_error=False)
+
+
+def live_rows(db_url: str, home: str) -> dict[str, list[tuple]]:
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as connection:
+            return {
+                spec.name: connection.execute(
+                    sa.select(spec.table).where(spec.table.c.instance == home).order_by(*spec.table.primary_key.columns)
+                ).all()
+                for spec in MIRRORED_TABLES
+            }
+    finally:
+        engine.dispose()
+
+
+def test_each_home_syncs_into_its_own_rows_and_one_homes_failure_leaves_the_others_alone(
+    two_homes: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with two_homes.cabin.lock:  # tell the homes apart
+        two_homes.cabin.results["config/device_registry/list"] = two_homes.cabin.results["config/device_registry/list"][:5]
+    assert run_partition(two_homes, "home").success
+    assert run_partition(two_homes, "cabin").success
+    home_rows, cabin_rows = live_rows(two_homes.db_url, "home"), live_rows(two_homes.db_url, "cabin")
+    assert len(home_rows["ha_devices"]) == len(two_homes.home.results["config/device_registry/list"])
+    assert len(cabin_rows["ha_devices"]) == 5
+
+    monkeypatch.setenv("TEST_CABIN_TOKEN", "no-longer-valid-token")  # the cabin's token is revoked
+    with two_homes.home.lock:
+        two_homes.home.results["config/area_registry/list"].append(
+            {**two_homes.home.results["config/area_registry/list"][0], "area_id": "attic", "name": "Attic"}
+        )
+    failed = run_partition(two_homes, "cabin")
+    assert not failed.success
+    assert run_partition(two_homes, "home").success
+    assert live_rows(two_homes.db_url, "cabin") == cabin_rows  # untouched by its own failure
+    assert "attic" in {row.area_id for row in live_rows(two_homes.db_url, "home")["ha_areas"]}
+
+
+def test_the_sensor_requests_a_sync_only_for_the_home_that_reconnected(two_homes: SimpleNamespace) -> None:
+    _, repository = job_and_repository(two_homes.definitions)
+    sensor = repository.get_sensor_def("home_assistant_reconnect")
+    cursor = None
+
+    def tick() -> list[dg.RunRequest]:
+        nonlocal cursor
+        with dg.instance_for_test() as instance:
+            context = dg.build_sensor_context(
+                cursor=cursor,
+                instance=instance,
+                resources={"home_assistant": two_homes.definitions.resources["home_assistant"]},
+                repository_def=repository,
+            )
+            result = sensor.evaluate_tick(context)
+        cursor = result.cursor
+        return list(result.run_requests or [])
+
+    first = tick()
+    assert sorted((r.partition_key, r.tags["homeiq/sync"], r.tags["homeiq/reason"]) for r in first) == [
+        ("cabin", "cabin", "first contact"),
+        ("home", "home", "first contact"),
+    ]
+    assert tick() == []
+    port = two_homes.cabin.port
+    two_homes.cabin.stop()
+    assert tick() == []  # the cabin is down; the home is unchanged
+    with FakeHomeAssistant(token="cabin-token-0987654321", port=port):
+        (again,) = tick()
+    assert (again.partition_key, again.tags["homeiq/reason"]) == ("cabin", "reconnected")
+    assert again.run_key is not None and again.run_key.startswith("cabin:")
+
+
+def test_the_schedule_refreshes_every_home_once_per_tick(two_homes: SimpleNamespace) -> None:
+    _, repository = job_and_repository(two_homes.definitions)
+    schedule = repository.get_schedule_def("home_assistant_refresh")
+    with dg.build_schedule_context(
+        scheduled_execution_time=datetime(2026, 11, 27, 8, tzinfo=UTC),
+        resources={"home_assistant": two_homes.definitions.resources["home_assistant"]},
+        repository_def=repository,
+    ) as context:
+        requests = list(schedule.evaluate_tick(context).run_requests or [])
+    assert [(r.partition_key, r.tags["homeiq/sync"], r.tags["homeiq/trigger"]) for r in requests] == [
+        ("home", "home", "schedule"),
+        ("cabin", "cabin", "schedule"),
+    ]
+
+
+def test_a_cursor_from_before_homes_yaml_is_kept_for_the_first_home() -> None:
+    from homeiq_pipeline.defs.home_assistant.sensors import _remembered
+    from homeiq_pipeline.homeassistant.reachability import ConnectionState
+
+    old = ConnectionState(reachable=True, state="RUNNING", version="2025.4.4", last_contact="2026-11-27T08:00:00+00:00")
+    remembered = _remembered(old.to_json(), ["home", "cabin"])
+    assert remembered == {"home": old, "cabin": ConnectionState()}
