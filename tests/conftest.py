@@ -87,6 +87,14 @@ def db_url(database: str, request: pytest.FixtureRequest, tmp_path: Path) -> Ite
 
 
 @pytest.fixture
+def postgres_url(postgres: PostgresServer) -> Iterator[str]:
+    """An empty PostgreSQL database, for what only PostgreSQL has (per-instance write locks)."""
+    name = postgres.create_database()
+    yield postgres.url(name)
+    postgres.drop_database(name)
+
+
+@pytest.fixture
 def engine(db_url: str) -> Iterator[sa.Engine]:
     engine = storage.open_database(db_url)
     yield engine

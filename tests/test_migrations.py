@@ -75,3 +75,31 @@ def test_an_old_database_is_upgraded_in_place_and_keeps_its_rows(db_url: str) ->
         differences = compare_metadata(MigrationContext.configure(connection), storage.metadata)
     assert (row.id, row.name) == ("d1", "Lamp")
     assert differences == []
+
+
+def test_processes_starting_together_migrate_once_and_none_fails(db_url: str) -> None:
+    """Webserver, daemon and runs all open the mirror at start-up: on an empty database they race
+    to create the schema. The others wait for the first, then find the schema at head."""
+    import threading
+
+    engines = [storage.create_engine(db_url) for _ in range(3)]
+    failures: list[BaseException] = []
+
+    def migrate(engine: sa.Engine) -> None:
+        try:
+            storage.upgrade(engine)
+        except BaseException as exc:  # recorded, then asserted below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=migrate, args=(engine,)) for engine in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert failures == []
+    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    assert {current_revision(engine) for engine in engines} == {head}
+    with engines[0].connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), storage.metadata) == []
+    for engine in engines:
+        engine.dispose()

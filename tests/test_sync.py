@@ -111,7 +111,7 @@ def test_a_changed_row_is_updated_and_only_it(fake_ha: FakeHomeAssistant, engine
 
 def test_unknown_fields_survive_in_raw_and_missing_ones_are_null(fake_ha: FakeHomeAssistant, engine: sa.Engine) -> None:
     def reshape(lst: list[dict[str, Any]]) -> None:
-        lst[0]["next_name_part"] = {"from": "a future HA"}
+        lst[0]["field_of_a_future_ha"] = {"from": "a future HA"}
         for field in ("has_entity_name", "translation_key", "categories"):
             lst[1].pop(field)
 
@@ -119,7 +119,7 @@ def test_unknown_fields_survive_in_raw_and_missing_ones_are_null(fake_ha: FakeHo
     sync(fake_ha, engine)
     rows = live_rows(engine, entities)
     listed = fake_ha.results["config/entity_registry/list"]
-    assert rows[listed[0]["id"]]["raw"]["next_name_part"] == {"from": "a future HA"}
+    assert rows[listed[0]["id"]]["raw"]["field_of_a_future_ha"] == {"from": "a future HA"}
     assert rows[listed[1]["id"]]["has_entity_name"] is None
     assert rows[listed[1]["id"]]["categories"] is None
     assert_mirror_equals_ha(engine, fake_ha.results)
@@ -276,3 +276,79 @@ def test_each_sync_logs_what_it_changed_in_the_registries(fake_ha: FakeHomeAssis
         ("ha_areas", "added", "garage"),
     }
     assert changes_of(engine, sync(fake_ha, engine).run_id) == set()
+
+
+def _lock_waiters(engine: sa.Engine) -> int:
+    """Connections of this database waiting for an advisory lock (PostgreSQL)."""
+    with engine.connect() as connection:
+        return connection.execute(sa.text(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )).scalar_one()
+
+
+def test_on_postgresql_homes_sync_side_by_side_and_one_homes_writers_take_turns(
+    fake_ha: FakeHomeAssistant, postgres_url: str
+) -> None:
+    import threading
+
+    from .e2e.conftest import wait_for
+
+    snapshot = fetch(fake_ha)
+    engine = storage.open_database(postgres_url)
+    devices_listed = len(fake_ha.results["config/device_registry/list"])
+    results: dict[str, object] = {}
+
+    def run(instance: str) -> threading.Thread:
+        def sync_one() -> None:
+            try:
+                results[instance] = storage.sync_snapshot(engine, snapshot, instance=instance)
+            except Exception as exc:  # recorded, then asserted below
+                results[instance] = exc
+
+        thread = threading.Thread(target=sync_one)
+        thread.start()
+        return thread
+
+    with storage.write_transaction(engine, "home"):  # a writer of "home" is mid-transaction
+        cabin = run("cabin")  # another home does not wait for it
+        cabin.join(60)
+        assert isinstance(results.get("cabin"), storage.SyncResult), results
+        home = run("home")  # the same home does
+        wait_for("the second writer of 'home' to wait for the first", lambda: _lock_waiters(engine) == 1, timeout=30)
+        assert "home" not in results
+    home.join(60)
+    assert isinstance(results.get("home"), storage.SyncResult), results
+    assert results["home"].counts["ha_devices"].added == devices_listed  # type: ignore[union-attr]
+    assert len(live_rows(engine, devices, "home")) == len(live_rows(engine, devices, "cabin")) == devices_listed
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("command", "change", "field", "refusal"),
+    [
+        ("config/device_registry/list", lambda lst: lst[0].update(name="Lamp\x00"), "name",
+         "expected a string without NUL characters"),
+        ("get_states", lambda lst: lst[0].update(entity_id="sensor." + "x" * 300), "entity_id",
+         "expected a string of at most 255 characters"),
+    ],
+    ids=["nul-character", "key-over-255-characters"],
+)
+def test_values_only_sqlite_can_store_are_kept_there_and_refused_by_name_on_postgresql(
+    fake_ha: FakeHomeAssistant, engine: sa.Engine, database: str, command: str, change: Any, field: str, refusal: str
+) -> None:
+    mutate(fake_ha, command, change)
+    if database == "sqlite":
+        sync(fake_ha, engine)
+        assert_mirror_equals_ha(engine, fake_ha.results)
+        return
+    with pytest.raises(storage.UnexpectedPayload, match=rf"field '{field}' is str .*, {refusal}"):
+        sync(fake_ha, engine)
+    assert all(all_rows(engine, spec) == [] for spec in MIRRORED_TABLES)
+
+
+def test_json_values_are_kept_exactly_on_both_databases(fake_ha: FakeHomeAssistant, engine: sa.Engine) -> None:
+    odd = {"nul": "a\x00b", "unicode": "Küche ☀ 🌡", "big": 2**70, "nested": [{"x": None}], "float": 0.1 + 0.2}
+    mutate(fake_ha, "get_states", lambda lst: lst[0]["attributes"].update(odd))
+    sync(fake_ha, engine)
+    assert_mirror_equals_ha(engine, fake_ha.results)

@@ -6,6 +6,7 @@ same tables, one transaction per sync, and never two writers of one instance int
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +16,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from .encoding import dumps
 
@@ -90,20 +93,27 @@ def _alembic_config(connection: sa.Connection) -> Config:
     return config
 
 
+@functools.cache
+def head_revision() -> str | None:
+    """The newest migration's revision."""
+    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
+
+
 def upgrade(engine: sa.Engine) -> None:
     """Create or upgrade the schema in place to the newest migration."""
-    with engine.begin() as connection:
+    if current_revision(engine) == head_revision():
+        return  # the usual case: no lock taken, so opening the mirror never waits for a sync
+    # Processes starting together (webserver, daemon, runs) would otherwise all try to create the
+    # tables: the write lock comes first (SQLite: BEGIN IMMEDIATE; PostgreSQL: an advisory lock),
+    # so the others wait, then find the schema at head. DDL is transactional on both: a failed
+    # migration leaves the old schema.
+    with engine.connect().execution_options(sqlite_immediate=True) as connection, connection.begin():
         if connection.dialect.name == "postgresql":
-            # Processes starting together (webserver, daemon, runs) would otherwise all try to
-            # create the tables; the others wait, then find the schema at head. DDL is
-            # transactional here: a failed migration leaves the old schema.
             _advisory_lock(connection, _MIGRATION_LOCK)
         command.upgrade(_alembic_config(connection), "head")
 
 
 def current_revision(engine: sa.Engine) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 

@@ -283,7 +283,7 @@ def _upsert(connection: sa.Connection, plan: _TablePlan, instance: str, now: dat
         for name in fields:
             column = [entry.get(name) for entry in entries]
             # Type checks happen here, during the writes: a bad value still rolls back everything.
-            kind = plan.spec.fields[name]
+            kind = table.c[name].type  # the column as created: a key is a String(255)
             if not set(map(type, column)) <= _python_types(kind) | {type(None)} or _out_of_range(kind, column, dialect.name):
                 raise _wrong_type(plan.spec, dialect.name, *entries)
             values[name] = _convert_all(convert[name], column)
@@ -409,9 +409,9 @@ def _misfit(kind: sa.types.TypeEngine, value: Any, dialect: str) -> str | None:
 def _wrong_type(spec: MirroredTable, dialect: str, *entries: dict[str, Any]) -> UnexpectedPayload:
     """Name the first value that does not fit its column (slow: only runs when one exists)."""
     for entry in entries:
-        for name, kind in spec.fields.items():
+        for name in spec.fields:
             value = entry.get(name)
-            expected = _misfit(kind, value, dialect)
+            expected = _misfit(spec.table.c[name].type, value, dialect)
             if expected is not None:
                 return UnexpectedPayload(
                     f"{spec.name}: {spec.key} {_preview(entry.get(spec.key))}: field {name!r} is "
