@@ -1,4 +1,4 @@
-"""`homeiq-pipeline`: sync Home Assistant into the mirror once, or show the mirror's status.
+"""`homeiq-pipeline`: sync Home Assistant into the mirror once, watch it live, or show the mirror's status.
 
 The token is read from HA_TOKEN only: a flag would land in shell history and process lists.
 """
@@ -8,14 +8,19 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import sqlalchemy as sa
 
 from . import homeassistant as ha
 from . import launcher, settings, storage
+from .watch import DagsterRuns, Watcher, WatchSettings
+from .watch.dagster_runs import DEFAULT_DAGSTER_URL
 from .storage.queries import recent_sync_runs, row_counts
 
 # Exit codes, so scripts can tell a transient failure from one that needs a person.
@@ -26,6 +31,8 @@ EXIT_AUTH = 4  # the token was rejected
 EXIT_HA_ERROR = 5  # HA answered something we cannot use
 EXIT_REFUSED = 6  # the data-loss guard refused the snapshot, or it could not be stored
 EXIT_DATABASE = 7  # the database could not be opened or written
+# `watch` ends with EXIT_OK when stopped (SIGTERM, Ctrl-C), EXIT_CONFIG, or EXIT_AUTH when HA
+# rejects the token (it then stops at once rather than feed HA's IP ban).
 
 log = logging.getLogger("homeiq_pipeline")
 
@@ -46,16 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     sync = commands.add_parser("sync", help="take one snapshot of Home Assistant and store it")
-    sync.add_argument("--ha-url", default=os.environ.get("HA_URL"), help="e.g. http://homeassistant.local:8123 (env HA_URL)")
-    sync.add_argument("--timeout", type=float, default=settings.ha_timeout(),
-                      help="seconds to wait for each answer (env HA_TIMEOUT; default 30)")
-    sync.add_argument("--max-frame-mb", type=float,
-                      default=settings.ha_max_frame_mb(),
-                      help="largest websocket frame accepted, MiB (env HA_MAX_FRAME_MB; default 64)")
-    sync.add_argument("--ca-bundle", default=settings.ha_ca_bundle(),
-                      help="CA file to verify HA's TLS certificate (env HA_CA_BUNDLE)")
-    sync.add_argument("--insecure", action="store_true", default=not settings.ha_verify_tls(),
-                      help="do NOT verify HA's TLS certificate (env HA_VERIFY_TLS=false); logs a warning")
+    _add_connection_options(sync)
     sync.add_argument("--force", action="store_true", help="store the snapshot even if it removes most devices or entities")
     sync.add_argument("--max-removed-share", type=float, default=storage.DEFAULT_MAX_REMOVED_SHARE,
                       help="share of devices or entities a sync may remove without --force (default 0.5)")
@@ -68,6 +66,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="start the labelled DEMO Home Assistant first and point everything at it")
     run.add_argument("--host", default="127.0.0.1", help="address of the Dagster UI (default 127.0.0.1)")
     run.add_argument("--port", type=int, default=3000, help="port of the Dagster UI (default 3000)")
+    run.add_argument("--watch", action="store_true",
+                     help="also run the live-mode watcher (`homeiq-pipeline watch`) against it; --demo always does")
+    run.add_argument("--demo-ha-port", type=int, default=8123,
+                     help="with --demo: port of the demo Home Assistant, for `demo-change` (default 8123)")
 
     demo_server = commands.add_parser(
         "demo-server", help="serve the labelled DEMO Home Assistant (recorded demo data) until stopped"
@@ -75,16 +77,55 @@ def _parser() -> argparse.ArgumentParser:
     demo_server.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     demo_server.add_argument("--port", type=int, default=8123, help="port to listen on (default 8123)")
 
+    watch = commands.add_parser(
+        "watch", help="hold a websocket to Home Assistant and request a sync through Dagster when its registries change"
+    )
+    _add_connection_options(watch)
+    watch.add_argument("--home", default=None,
+                       help="the home (Dagster partition) to sync; its HA_URL comes from homes.yaml if there is one "
+                       "(default: HOMEIQ_INSTANCE, else home)")
+    watch.add_argument("--debounce", type=float, default=float(os.environ.get("HA_WATCH_DEBOUNCE_SECONDS") or 2),
+                       help="seconds of quiet after the last change before syncing (env HA_WATCH_DEBOUNCE_SECONDS; default 2)")
+    watch.add_argument("--dagster-url", default=os.environ.get("HOMEIQ_DAGSTER_URL") or DEFAULT_DAGSTER_URL,
+                       help=f"the Dagster webserver that launches the syncs (env HOMEIQ_DAGSTER_URL; default {DEFAULT_DAGSTER_URL})")
+    watch.add_argument("--direct", action="store_true",
+                       help="sync in this process into --db-url instead of through Dagster")
+
+    demo_change = commands.add_parser(
+        "demo-change", help="change the DEMO Home Assistant's registries, to see live mode at work"
+    )
+    demo_change.add_argument("--ha-url", default="http://127.0.0.1:8123",
+                             help="the demo Home Assistant (default http://127.0.0.1:8123)")
+    demo_change.add_argument("change", choices=sorted(DEMO_CHANGES), help="what to change")
+    demo_change.add_argument("value", help="a name (rename-device, add-entity, create-area), an entity_id "
+                             "(remove-entity), or a config entry's domain or entry_id (disable-entry, enable-entry)")
+    demo_change.add_argument("--device-id", help="rename-device: which device (default: the first one)")
+
     status = commands.add_parser("status", help="show the last sync runs and row counts")
     status.add_argument("--runs", type=int, default=5, help="how many sync runs to show")
     return parser
+
+
+def _add_connection_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--ha-url", default=os.environ.get("HA_URL"), help="e.g. http://homeassistant.local:8123 (env HA_URL)")
+    command.add_argument("--timeout", type=float, default=settings.ha_timeout(),
+                         help="seconds to wait for each answer (env HA_TIMEOUT; default 30)")
+    command.add_argument("--max-frame-mb", type=float,
+                         default=settings.ha_max_frame_mb(),
+                         help="largest websocket frame accepted, MiB (env HA_MAX_FRAME_MB; default 64)")
+    command.add_argument("--ca-bundle", default=settings.ha_ca_bundle(),
+                         help="CA file to verify HA's TLS certificate (env HA_CA_BUNDLE)")
+    command.add_argument("--insecure", action="store_true", default=not settings.ha_verify_tls(),
+                         help="do NOT verify HA's TLS certificate (env HA_VERIFY_TLS=false); logs a warning")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return {"sync": _sync, "run": _run, "demo-server": _demo_server, "status": _status}[args.command](args)
+        commands = {"sync": _sync, "run": _run, "watch": _watch, "demo-server": _demo_server,
+                    "demo-change": _demo_change, "status": _status}
+        return commands[args.command](args)
     except (sa.exc.SQLAlchemyError, OSError) as exc:  # HA's errors are all handled in _sync
         cause = getattr(exc, "orig", None) or exc
         return _fail(EXIT_DATABASE, f"database error at {storage.safe_url(args.db_url)}: {cause}")
@@ -136,12 +177,177 @@ def _run(args: argparse.Namespace) -> int:
                 f"{' and '.join(missing)} not set: export HA_URL=http://your-ha:8123 and HA_TOKEN=<a long-lived "
                 "access token>, or try the labelled demo with `homeiq-pipeline run --demo` (make demo)",
             )
-        return launcher.run_dagster({}, args.host, args.port)
+        if not args.watch:
+            return launcher.run_dagster({}, args.host, args.port)
+        try:
+            connect = _home_client_factory(args, settings.instance())
+        except _ConfigError as exc:
+            return _fail(EXIT_CONFIG, str(exc))
+        with _watching(connect, settings.instance(), args):
+            return launcher.run_dagster({}, args.host, args.port)
     from .demo.server import DEMO_LOCATION_NAME, DEMO_TOKEN, demo_home_assistant
 
-    with demo_home_assistant() as server:
+    try:
+        server = demo_home_assistant(port=args.demo_ha_port).start()
+    except OSError as exc:
+        return _fail(EXIT_CONFIG, f"cannot start the demo Home Assistant on port {args.demo_ha_port}: {exc} "
+                     "(pick another with --demo-ha-port)")
+    try:
+        env = launcher.demo_environment(server.url, DEMO_TOKEN)
         print(f"DEMO Home Assistant at {server.url}: {DEMO_LOCATION_NAME}", flush=True)
-        return launcher.run_dagster(launcher.demo_environment(server.url, DEMO_TOKEN), args.host, args.port)
+        print(f"Live mode: try `homeiq-pipeline demo-change --ha-url {server.url} rename-device 'Renamed lamp'`",
+              flush=True)
+        with _watching(lambda: ha.HomeAssistantClient(server.url, DEMO_TOKEN), env["HOMEIQ_INSTANCE"], args):
+            return launcher.run_dagster(env, args.host, args.port)
+    finally:
+        server.stop()
+
+
+@contextmanager
+def _watching(connect: Callable[[], ha.HomeAssistantClient], home: str, args: argparse.Namespace) -> Iterator[None]:
+    """The watcher in a thread of this process, requesting syncs from the Dagster started next to it
+    (until that answers, its requests are retried)."""
+    _log_watcher()
+    stop = threading.Event()
+    host = "127.0.0.1" if args.host in ("0.0.0.0", "") else args.host
+    watcher = Watcher(connect, DagsterRuns(f"http://{host}:{args.port}"), WatchSettings(home=home), stop)
+
+    def watch() -> None:
+        try:
+            watcher.run()
+        except ha.AuthenticationFailed:
+            pass  # logged by the watcher; Dagster's sensor reports it too
+
+    thread = threading.Thread(target=watch, name="homeiq-watch", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
+def _log_watcher() -> None:
+    """The watcher logs each decision (INFO) with a timestamp, whatever -v says."""
+    logger = logging.getLogger("homeiq_pipeline.watch")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s watch: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def _home_client_factory(args: argparse.Namespace, home: str) -> Callable[[], ha.HomeAssistantClient]:
+    """Connections to `home`'s Home Assistant: from homes.yaml if there is one, else HA_URL/HA_TOKEN
+    and the connection options. Raises _ConfigError naming what is missing."""
+    url, token_env = getattr(args, "ha_url", None) or os.environ.get("HA_URL"), "HA_TOKEN"
+    verify_tls = not getattr(args, "insecure", not settings.ha_verify_tls())
+    ca_bundle = getattr(args, "ca_bundle", settings.ha_ca_bundle())
+    if settings.homes_file() is not None:
+        try:
+            homes = {h.name: h for h in settings.homes()}
+        except ValueError as exc:
+            raise _ConfigError(str(exc)) from None
+        if home not in homes:
+            raise _ConfigError(f"{settings.homes_file()} has no home {home!r} (it has {', '.join(homes)}); pass --home")
+        url, token_env, verify_tls, ca_bundle = (homes[home].url, homes[home].token_env,
+                                                 homes[home].verify_tls, homes[home].ca_bundle)
+    token = os.environ.get(token_env)
+    if not url or not token:
+        missing = " and ".join(n for n, v in (("HA_URL", url), (token_env, token)) if not v)
+        raise _ConfigError(f"{missing} not set: export HA_URL=http://your-ha:8123 and {token_env}=<a long-lived access token>")
+    timeout = getattr(args, "timeout", settings.ha_timeout())
+    max_frame = int(getattr(args, "max_frame_mb", settings.ha_max_frame_mb()) * 2**20)
+
+    def connect() -> ha.HomeAssistantClient:
+        return ha.HomeAssistantClient(url, token, timeout=timeout, verify_tls=verify_tls,
+                                      ca_bundle=ca_bundle, max_frame_size=max_frame)
+
+    try:
+        connect()  # the URL is checked here, once
+    except ValueError as exc:
+        raise _ConfigError(str(exc)) from None
+    return connect
+
+
+class _ConfigError(Exception):
+    """Settings missing or invalid (exit code 2)."""
+
+
+def _watch(args: argparse.Namespace) -> int:
+    home = args.home or settings.instance()
+    try:
+        connect = _home_client_factory(args, home)
+    except _ConfigError as exc:
+        return _fail(EXIT_CONFIG, str(exc))
+    if args.debounce < 0:
+        return _fail(EXIT_CONFIG, f"--debounce must be 0 or more seconds, not {args.debounce:g}")
+    _log_watcher()
+    if args.direct:
+        from .watch.direct import DirectSyncs
+
+        runs: DirectSyncs | DagsterRuns = DirectSyncs(connect, args.db_url)
+    else:
+        runs = DagsterRuns(args.dagster_url)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    watcher = Watcher(connect, runs, WatchSettings(home=home, debounce=args.debounce), stop)
+    target = f"directly into {storage.safe_url(args.db_url)}" if args.direct else f"through Dagster at {args.dagster_url}"
+    logging.getLogger("homeiq_pipeline.watch").info(
+        "watching home %r, syncing %s after %g s of quiet", home, target, args.debounce)
+    try:
+        watcher.run()
+    except ha.AuthenticationFailed as exc:
+        return _fail(EXIT_AUTH, f"{exc}. The watcher stopped: fix the token, then start it again.")
+    return EXIT_OK
+
+
+# demo-change: HA's own websocket commands, sent to the demo server (which implements them).
+DEMO_CHANGES = ("rename-device", "add-entity", "remove-entity", "create-area", "disable-entry", "enable-entry")
+
+
+def _demo_change(args: argparse.Namespace) -> int:
+    from .demo.server import DEMO_LOCATION_NAME, DEMO_TOKEN
+
+    try:
+        with ha.HomeAssistantClient(args.ha_url, DEMO_TOKEN) as client:
+            if client.command("get_config").get("location_name") != DEMO_LOCATION_NAME:
+                return _fail(EXIT_CONFIG, f"{args.ha_url} is not the demo Home Assistant: demo-change changes only the demo")
+            result = _apply_demo_change(client, args)
+    except ha.AuthenticationFailed:
+        return _fail(EXIT_AUTH, f"{args.ha_url} rejected the demo token: is it the demo Home Assistant?")
+    except ha.CommandFailed as exc:
+        return _fail(EXIT_HA_ERROR, str(exc))
+    except (ha.CannotConnect, ha.RequestTimeout) as exc:
+        return _fail(EXIT_UNAVAILABLE, f"{exc} (is `homeiq-pipeline run --demo` or `demo-server` running?)")
+    print(result)
+    return EXIT_OK
+
+
+def _apply_demo_change(client: ha.HomeAssistantClient, args: argparse.Namespace) -> str:
+    value = args.value
+    if args.change == "rename-device":
+        device_id = args.device_id or client.command("config/device_registry/list")[0]["id"]
+        client.command("config/device_registry/update", device_id=device_id, name_by_user=value)
+        return f"device {device_id} is now named {value!r}"
+    if args.change == "add-entity":
+        helper = client.command("input_boolean/create", name=value)
+        return f"added entity input_boolean.{helper['id']}"
+    if args.change == "remove-entity":
+        client.command("config/entity_registry/remove", entity_id=value)
+        return f"removed entity {value}"
+    if args.change == "create-area":
+        area = client.command("config/area_registry/create", name=value)
+        return f"created area {area['area_id']}"
+    entries = client.command("config_entries/get")
+    entry = next((e for e in entries if value in (e["entry_id"], e["domain"])), None)
+    if entry is None:
+        raise ha.CommandFailed("config_entries/disable", "not_found", f"no config entry {value!r}")
+    disabled_by = "user" if args.change == "disable-entry" else None
+    client.command("config_entries/disable", entry_id=entry["entry_id"], disabled_by=disabled_by)
+    return f"config entry {entry['title']} ({entry['domain']}) {'disabled' if disabled_by else 'enabled'}"
 
 
 def _sync_from(
@@ -185,9 +391,6 @@ def _sync_from(
 
 def _demo_server(args: argparse.Namespace) -> int:
     """The demo Home Assistant on its own (e.g. as a container of the compose demo profile)."""
-    import signal
-    import threading
-
     from .demo.server import DEMO_LOCATION_NAME, DEMO_TOKEN, demo_home_assistant
 
     stopped = threading.Event()
