@@ -12,7 +12,10 @@ from homeiq_pipeline.definitions import defs
 from homeiq_pipeline.defs.home_assistant import assets as ha_assets
 from homeiq_pipeline.defs.home_assistant import checks, schedules, sensors
 from homeiq_pipeline.defs.home_assistant.jobs import sync_home_assistant
-from homeiq_pipeline.defs.resources import HomeAssistantHome, HomeAssistantResource, MirrorDatabase, one_home
+from homeiq_pipeline.defs.resources import (
+    MirrorDatabase,
+    one_home,
+)
 from homeiq_pipeline.demo.server import FakeHomeAssistant
 from homeiq_pipeline.storage import DEFAULT_INSTANCE as HOME
 from homeiq_pipeline.storage.schema import MIRRORED_TABLES

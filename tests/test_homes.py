@@ -127,7 +127,7 @@ def job_and_repository(definitions: dg.Definitions) -> tuple[dg.JobDefinition, d
 
 
 def test_each_home_is_a_partition_and_each_token_stays_an_environment_variable(two_homes: SimpleNamespace) -> None:
-    job, repository = job_and_repository(two_homes.definitions)
+    job, _repository = job_and_repository(two_homes.definitions)
     assert job.partitions_def is not None
     assert sorted(job.partitions_def.get_partition_keys()) == ["cabin", "home"]
     resource = two_homes.definitions.resources["home_assistant"]

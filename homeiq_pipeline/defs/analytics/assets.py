@@ -1,6 +1,7 @@
 """Analytics assets: computed with pandas from the mirror right after each sync, one table each."""
 
 import dagster as dg
+
 from ... import analytics
 from ...storage.schema import ANALYTICS_TABLES, MIRRORED_TABLES
 from ..resources import HOMES, MirrorDatabase, mirror_kind

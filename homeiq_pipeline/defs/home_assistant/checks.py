@@ -7,7 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from ...storage.queries import dangling_entity_references, duplicate_live_entity_ids, recent_sync_runs, row_counts
+from ...storage.queries import (
+    dangling_entity_references,
+    duplicate_live_entity_ids,
+    recent_sync_runs,
+    row_counts,
+)
 from ..resources import MirrorDatabase, Verdict, check_each_home
 
 SAMPLE = 20  # offenders listed in a check's metadata

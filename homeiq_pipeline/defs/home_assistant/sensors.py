@@ -10,7 +10,12 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from ...homeassistant.reachability import ConnectionState, Decision, next_connection_state, observe
+from ...homeassistant.reachability import (
+    ConnectionState,
+    Decision,
+    next_connection_state,
+    observe,
+)
 from ..resources import HomeAssistantResource
 from .jobs import sync_home_assistant, sync_request
 

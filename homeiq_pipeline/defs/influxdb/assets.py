@@ -1,6 +1,7 @@
 """The optional history asset: each sync's registry and state snapshot, written to InfluxDB."""
 
 import dagster as dg
+
 from ... import analytics, history, settings
 from ...storage.schema import MIRRORED_TABLES
 from ..resources import HOMES, MirrorDatabase
