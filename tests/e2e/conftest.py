@@ -141,8 +141,10 @@ query Asset($key: AssetKeyInput!) {
 
 
 @contextmanager
-def launched(tmp: Path, ha_url: str, token: str) -> Iterator[tuple[str, Path]]:
-    """`homeiq-pipeline run` (webserver + daemon) syncing the HA at `ha_url`: (UI URL, its log)."""
+def launched(tmp: Path, ha_url: str, token: str, extra_env: dict[str, str] | None = None) -> Iterator[tuple[str, Path]]:
+    """`homeiq-pipeline run` (webserver + daemon) syncing the HA at `ha_url`: (UI URL, its log).
+    `extra_env` overrides the defaults (e.g. HOMEIQ_DB_URL; a dagster.yaml placed in
+    DAGSTER_HOME beforehand is kept)."""
     port = free_port()
     env = {
         **os.environ,
@@ -151,6 +153,7 @@ def launched(tmp: Path, ha_url: str, token: str) -> Iterator[tuple[str, Path]]:
         "HOMEIQ_DB_URL": f"sqlite:///{tmp / 'mirror.db'}",
         "DAGSTER_HOME": str(tmp / "dagster"),
         "HA_SENSOR_INTERVAL_SECONDS": str(SENSOR_INTERVAL),
+        **(extra_env or {}),
     }
     log = tmp / "dagster.log"
     with log.open("wb") as out:
