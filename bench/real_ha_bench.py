@@ -8,7 +8,7 @@ fresh SQLite file (and a no-change resync). Prints numbers; asserts nothing.
 
     python bench/real_ha_bench.py [--entities 5000]
 
-Needs the HA venv (`$HOMEIQ_HA_VENV`, default ~/.cache/homeiq/ha-venv; built on first use).
+Needs the HA 2025.4.4 venv (`$HOMEIQ_HA_VENV/2025.4.4`, default ~/.cache/homeiq/ha-venvs/2025.4.4; built on first use).
 """
 
 from __future__ import annotations

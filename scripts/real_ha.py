@@ -93,7 +93,6 @@ RELEASES: dict[str, Release] = {
 }
 HA_VERSIONS: tuple[str, ...] = tuple(RELEASES)  # every release the real tier runs against
 HA_VERSION = "2025.4.4"  # the default: the newest release that runs here
-EXTRA_REQUIREMENTS = RELEASES[HA_VERSION].requirements
 VENV_ENV = "HOMEIQ_HA_VENV"  # a parent directory: one venv per release; CI points it at a fresh one
 
 
@@ -165,11 +164,6 @@ def find_python(ha_version: str = HA_VERSION) -> str:
         f"Python {minor} not found: neither `pyenv prefix {release.python}` nor `python{minor}` on PATH "
         f"(Home Assistant {ha_version} needs Python {minor})"
     )
-
-
-def find_python313() -> str:
-    """Python 3.13 for the default release (kept for existing callers)."""
-    return find_python(HA_VERSION)
 
 
 def _run_pip(python: Path, args: list[str]) -> None:

@@ -2,8 +2,8 @@
 
 Definitions (the README documents them):
 - an integration is a config entry; its domain names the integration;
-- a device's integration is its `config_entry_id` (HA 2026.8+), else its `primary_config_entry`,
-  else the first of its `config_entries`;
+- a device's integration is its `config_entry_id` (HA 2026.8+; a child device has only that),
+  else its `primary_config_entry`, else the first of its `config_entries`;
 - an entity's integration is the domain of its `config_entry_id`, else its `platform` (YAML);
 - an entity's effective area is its own `area_id`, else its device's;
 - an entity is unavailable when its state is `unavailable`, unknown when it is `unknown`;
