@@ -10,13 +10,14 @@ from .compute import (
     load_mirror,
     unavailable_entities,
 )
-from .refresh import NoSyncYet, Refreshed, latest_picture, refresh_analytics
+from .refresh import NoSyncYet, Refreshed, computed, latest_picture, refresh_analytics
 
 __all__ = [
     "Mirror",
     "NoSyncYet",
     "Refreshed",
     "area_summary",
+    "computed",
     "device_inventory",
     "entity_availability",
     "home_overview",
