@@ -1,8 +1,11 @@
 """Benchmark the snapshot sync on a synthetic home (default 5,000 devices, 50,000 entities,
-50,000 states) in SQLite, and the same initial write done the old way (a per-row
-`session.merge()` loop into the same tables).
+50,000 states) in SQLite (or the database of --db-url, e.g. PostgreSQL), and the same initial
+write done the old way (a per-row `session.merge()` loop into the same tables).
 
     python bench/sync_bench.py [--devices N] [--entities N] [--states N] [--runs N] [--skip-merge]
+                               [--db-url postgresql+psycopg://user@127.0.0.1:5432/scratch]
+
+--db-url names a SCRATCH database: every table in it is dropped before each initial sync.
 
 Targets (issue 2): initial write >= 20x faster than the merge loop; a no-change resync writes 0
 rows and takes <= 25% of the initial sync; peak RSS < 500 MB. This prints numbers; it asserts nothing.
@@ -11,6 +14,7 @@ rows and takes <= 25% of the initial sync; peak RSS < 500 MB. This prints number
 from __future__ import annotations
 
 import argparse
+import contextlib
 import resource
 import statistics
 import tempfile
@@ -18,6 +22,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import sqlalchemy as sa
 from sqlalchemy import orm
 
 from homeiq_pipeline import storage
@@ -80,6 +85,7 @@ def main() -> None:
     parser.add_argument("--states", type=int, default=50_000)
     parser.add_argument("--runs", type=int, default=3, help="repetitions; medians are printed")
     parser.add_argument("--skip-merge", action="store_true", help="skip the slow merge-loop comparison")
+    parser.add_argument("--db-url", help="a SCRATCH database (emptied before each run) instead of SQLite files")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="homeiq-bench-") as tmp:
@@ -87,24 +93,42 @@ def main() -> None:
         snapshot = snapshot_of(results)
         rows = sum(snapshot.counts().values())
         print(f"synthetic home: {args.devices} devices, {args.entities} entities, {args.states} states ({rows} rows)")
-        print(f"SQLite, median of {args.runs} runs")
-        def initial_sync(path: Path) -> tuple[storage.SyncResult, float]:
-            engine = storage.open_database(f"sqlite:///{path}")  # empty and migrated, untimed
+
+        def fresh_url(name: str) -> str:
+            """An empty database: a new SQLite file, or the scratch database emptied."""
+            if args.db_url is None:
+                for suffix in ("", "-wal", "-shm"):
+                    Path(tmp, f"{name}.db{suffix}").unlink(missing_ok=True)
+                return f"sqlite:///{Path(tmp) / f'{name}.db'}"
+            engine = sa.create_engine(args.db_url)
+            with engine.begin() as connection:
+                scratch = sa.MetaData()
+                scratch.reflect(connection)
+                scratch.drop_all(connection)
+            engine.dispose()
+            return args.db_url
+
+        backend = sa.make_url(args.db_url).get_backend_name() if args.db_url else "sqlite"
+        print(f"{backend}, median of {args.runs} runs")
+
+        def initial_sync(url: str) -> tuple[storage.SyncResult, float]:
+            engine = storage.open_database(url)  # empty and migrated, untimed
             started = time.perf_counter()
             result = storage.sync_snapshot(engine, snapshot)
             seconds = time.perf_counter() - started
             engine.dispose()
             return result, seconds
 
-        initial_runs = [initial_sync(Path(tmp) / f"initial{i}.db") for i in range(args.runs)]
+        url_of_last_run = ""
+        initial_runs = []
+        for _ in range(args.runs):
+            url_of_last_run = fresh_url("initial")
+            initial_runs.append(initial_sync(url_of_last_run))
         runs = [round(seconds, 2) for _, seconds in initial_runs]
         initial, t_initial = initial_runs[0][0], statistics.median(runs)
         print(f"initial sync:         {t_initial:7.2f} s  rows written {initial.rows_written}  (runs: {runs})")
-        for i in range(1, args.runs):
-            for suffix in ("", "-wal", "-shm"):
-                Path(tmp, f"initial{i}.db{suffix}").unlink(missing_ok=True)
 
-        engine = storage.open_database(f"sqlite:///{Path(tmp) / 'initial0.db'}")
+        engine = storage.open_database(url_of_last_run)  # the last initial sync's database: full
         again, t_again, runs = median_of(args.runs, lambda: storage.sync_snapshot(engine, snapshot))
         print(f"no-change resync:     {t_again:7.2f} s  rows written {again.rows_written}  "
               f"({t_again / t_initial:.0%} of the initial sync; runs: {runs})")
@@ -119,8 +143,11 @@ def main() -> None:
         engine.dispose()
 
         if not args.skip_merge:
-            t_merge = merge_loop(f"sqlite:///{Path(tmp) / 'merge.db'}", snapshot)
+            t_merge = merge_loop(fresh_url("merge"), snapshot)
             print(f"merge loop (old way): {t_merge:7.2f} s  (one run) -> bulk upsert is {t_merge / t_initial:.1f}x faster")
+        if args.db_url is not None:
+            with contextlib.suppress(Exception):
+                fresh_url("done")  # leave the scratch database empty
 
 
 if __name__ == "__main__":

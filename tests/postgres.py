@@ -96,8 +96,9 @@ def _run(command: list[str], what: str) -> None:
 
 
 @contextmanager
-def postgres_server() -> Iterator[PostgresServer]:
-    """Start a throw-away cluster; stop it and delete its directory afterwards."""
+def postgres_server(durable: bool = False) -> Iterator[PostgresServer]:
+    """Start a throw-away cluster; stop it and delete its directory afterwards. Not `durable`
+    (the tests): fsync and synchronous commit off; `durable` (benchmarks): PostgreSQL's defaults."""
     bin_dir = postgres_bin()
     if bin_dir is None:
         raise FileNotFoundError(MISSING)
@@ -114,9 +115,10 @@ def postgres_server() -> Iterator[PostgresServer]:
         # Loopback and a socket in our own directory only. Durability settings off: test data only.
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={server.port} -c unix_socket_directories={directory} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
-            "-c timezone=UTC -c log_min_messages=warning"
+            "-c max_connections=200 -c timezone=UTC -c log_min_messages=warning"
         )
+        if not durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         _run([str(bin_dir / "pg_ctl"), "-D", str(server.data), "-l", str(directory / "postgres.log"), "-o", options,
               "-w", "-t", "60", "start"], "pg_ctl start")
         started = True
