@@ -275,9 +275,11 @@ class HomeAssistantClient:
         if opcode == websocket.ABNF.OPCODE_CLOSE:
             raise CannotConnect(f"Home Assistant closed the connection ({doing}){_close_reason(data)}")
         try:
-            decoded = json.loads(data)
+            decoded = json.loads(data, parse_constant=_not_json)
         except (UnicodeDecodeError, ValueError) as exc:
             raise ProtocolError(f"Home Assistant sent a frame that is not JSON ({doing}): {exc}") from None
+        if (b"\\ud" in data or b"\\uD" in data) and not _valid_unicode(decoded):  # HA never sends these
+            raise ProtocolError(f"Home Assistant sent a string that is not valid Unicode (an unpaired surrogate) ({doing})")
         # With coalesce_messages HA may send several messages as one JSON array.
         messages = decoded if isinstance(decoded, list) else [decoded]
         if not all(isinstance(m, dict) for m in messages):
@@ -318,6 +320,20 @@ def _translate(exc: Exception, where: str, timeout: float) -> HomeAssistantError
     if isinstance(exc, websocket.WebSocketException):
         return ProtocolError(f"websocket protocol error from {where}: {exc}")
     return None
+
+
+def _not_json(constant: str) -> Any:
+    """NaN and Infinity are not JSON (HA's encoder never writes them); stored, they would change."""
+    raise ValueError(f"{constant} is not a JSON value")
+
+
+def _valid_unicode(decoded: Any) -> bool:
+    """False if an escaped surrogate decoded alone: such a string cannot be stored as UTF-8."""
+    try:
+        json.dumps(decoded, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _close_reason(data: bytes) -> str:
