@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from homeiq_pipeline import settings
 from homeiq_pipeline.defs.home_assistant import assets as ha_assets
-from homeiq_pipeline.defs.home_assistant import jobs
+from homeiq_pipeline.defs.home_assistant import jobs, schedules, sensors
 from homeiq_pipeline.defs.influxdb import assets as history_assets
 from homeiq_pipeline.defs.influxdb.resources import InfluxDBResource
 from homeiq_pipeline.defs.resources import MirrorDatabase, one_home
@@ -139,6 +139,9 @@ def history_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.undo()
     importlib.reload(history_assets)
     importlib.reload(jobs)
+    # and the modules holding the jobs, so the code location loads one of each again
+    importlib.reload(schedules)
+    importlib.reload(sensors)
 
 
 def run_sync(server: FakeHomeAssistant, db_url: str, influx_url: str, token: str = INFLUX_TOKEN) -> dg.ExecuteInProcessResult:
