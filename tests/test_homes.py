@@ -113,7 +113,11 @@ class fresh_definitions:
         self.saved = {name: module for name, module in sys.modules.items() if name.startswith(DEFS_MODULES)}
         for name in self.saved:
             del sys.modules[name]
-        return importlib.import_module("homeiq_pipeline.definitions").defs()
+        try:
+            return importlib.import_module("homeiq_pipeline.definitions").defs()
+        except BaseException:
+            self.__exit__()
+            raise
 
     def __exit__(self, *exc: object) -> None:
         for name in [name for name in sys.modules if name.startswith(DEFS_MODULES)]:
@@ -234,3 +238,10 @@ def test_a_cursor_from_before_homes_yaml_is_kept_for_the_first_home() -> None:
     old = ConnectionState(reachable=True, state="RUNNING", version="2025.4.4", last_contact="2026-11-27T08:00:00+00:00")
     remembered = _remembered(old.to_json(), ["home", "cabin"])
     assert remembered == {"home": old, "cabin": ConnectionState()}
+
+
+def test_a_bad_homes_file_stops_the_code_location_with_the_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_homes(tmp_path / "homes.yaml", [{"name": "home", "url": "http://x"}, {"name": "home", "url": "http://y"}])
+    monkeypatch.setenv("HOMEIQ_HOMES_FILE", str(path))
+    with pytest.raises(HomesFileError, match=r"home names must be unique, repeated: home"), fresh_definitions():
+        pass
