@@ -8,9 +8,10 @@ set -eu
 
 prepare_instance() {
     mkdir -p "$DAGSTER_HOME"
-    # The project's dagster.yaml, on first start only: an edited copy in the volume is kept.
+    # The project's dagster.yaml (or HOMEIQ_DAGSTER_YAML, e.g. /app/dagster.postgres.yaml), on
+    # first start only: an edited copy in the volume is kept.
     if [ ! -e "$DAGSTER_HOME/dagster.yaml" ]; then
-        cp /app/dagster.yaml "$DAGSTER_HOME/.dagster.yaml.$$"
+        cp "${HOMEIQ_DAGSTER_YAML:-/app/dagster.yaml}" "$DAGSTER_HOME/.dagster.yaml.$$"
         mv -f "$DAGSTER_HOME/.dagster.yaml.$$" "$DAGSTER_HOME/dagster.yaml"
     fi
     # Dagster's own storage does not upgrade itself: after an image upgrade, migrate it in place
