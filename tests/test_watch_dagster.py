@@ -1,0 +1,187 @@
+"""Live mode end to end: the watcher requests syncs from a real Dagster webserver and daemon
+(`homeiq-pipeline run`) whose reconnect sensor and refresh schedule are switched OFF, so only
+the watcher can bring a change from the fast tier's HA server into the mirror."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from homeiq_pipeline import homeassistant as ha
+from homeiq_pipeline import storage
+from homeiq_pipeline.demo.server import FakeHomeAssistant
+from homeiq_pipeline.storage.schema import areas, config_entries, devices, entities
+from homeiq_pipeline.watch import DagsterRuns, Watcher, WatchSettings
+
+from .conftest import TOKEN
+from .e2e.conftest import free_port, graphql, launched, sync_runs, wait_for
+from .mirror_checks import all_rows, live_rows
+
+pytestmark = pytest.mark.e2e
+
+DEBOUNCE = 1.0  # seconds
+HOME = "home"  # the one partition of a single-home setup
+SELECTOR = {"repositoryName": "__repository__", "repositoryLocationName": "homeiq_pipeline"}
+
+INSTIGATORS_QUERY = """
+query Instigators($sensor: SensorSelector!, $schedule: ScheduleSelector!) {
+  sensorOrError(sensorSelector: $sensor) { ... on Sensor { id sensorState { status } } }
+  scheduleOrError(scheduleSelector: $schedule) { ... on Schedule { id scheduleState { status } } }
+}
+"""
+STOP_SENSOR = """
+mutation Stop($id: String!) { stopSensor(id: $id) { __typename ... on PythonError { message } } }
+"""
+STOP_SCHEDULE = """
+mutation Stop($id: String!) { stopRunningSchedule(id: $id) { __typename ... on PythonError { message } } }
+"""
+
+
+def switch_off_sensor_and_schedule(url: str) -> None:
+    variables = {"sensor": {**SELECTOR, "sensorName": "home_assistant_reconnect"},
+                 "schedule": {**SELECTOR, "scheduleName": "home_assistant_refresh"}}
+    found = graphql(url, INSTIGATORS_QUERY, **variables)
+    assert graphql(url, STOP_SENSOR, id=found["sensorOrError"]["id"])["stopSensor"]["__typename"] != "PythonError"
+    stopped = graphql(url, STOP_SCHEDULE, id=found["scheduleOrError"]["id"])["stopRunningSchedule"]
+    assert stopped["__typename"] != "PythonError", stopped
+    found = graphql(url, INSTIGATORS_QUERY, **variables)
+    assert found["sensorOrError"]["sensorState"]["status"] == "STOPPED"
+    assert found["scheduleOrError"]["scheduleState"]["status"] == "STOPPED"
+
+
+@dataclass
+class LiveDeployment:
+    url: str
+    ha: FakeHomeAssistant
+    engine: sa.Engine
+    watcher: Watcher
+    since: float  # creation time (epoch s) after which every run must come from the watcher
+
+    def runs(self) -> list[dict[str, Any]]:
+        return [run for run in sync_runs(self.url) if run["creationTime"] > self.since]
+
+    def settled(self) -> bool:
+        """Every run has finished (and each must succeed)."""
+        runs = self.runs()
+        assert all(run["status"] not in ("FAILURE", "CANCELED") for run in runs), runs
+        return all(run["status"] == "SUCCESS" for run in runs)
+
+    def finished_runs(self, what: str, at_least: int = 0) -> list[dict[str, Any]]:
+        """The runs, once there are `at_least` of them and all have finished."""
+        wait_for(what, lambda: self.settled() and len(self.runs()) >= at_least, timeout=180)
+        return self.runs()
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDeployment]:
+    tmp: Path = tmp_path_factory.mktemp("live")
+    server = FakeHomeAssistant(token=TOKEN, port=free_port()).start()
+    try:
+        with launched(tmp, server.url, TOKEN) as (url, _log):
+            switch_off_sensor_and_schedule(url)
+            # A sync the sensor may have requested before it was stopped finishes first.
+            wait_for("runs from before the switch-off to finish",
+                     lambda: all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in sync_runs(url)), timeout=180)
+            since = time.time()
+            watcher = Watcher(lambda: ha.HomeAssistantClient(server.url, TOKEN), DagsterRuns(url),
+                              WatchSettings(home=HOME, debounce=DEBOUNCE))
+            thread = threading.Thread(target=watcher.run, daemon=True)
+            thread.start()
+            engine = storage.open_database(f"sqlite:///{tmp / 'mirror.db'}")
+            try:
+                yield LiveDeployment(url, server, engine, watcher, since)
+            finally:
+                watcher.stop.set()
+                thread.join(timeout=30)
+                engine.dispose()
+    finally:
+        server.stop()
+
+
+def test_the_watchers_connection_sync_runs_in_dagster_for_the_home_partition(live: LiveDeployment) -> None:
+    [run] = live.finished_runs("the connection sync", at_least=1)
+    assert run["tags"]["homeiq/trigger"] == "watch"
+    assert run["tags"]["homeiq/reason"] == "connected"
+    assert run["tags"]["dagster/partition"] == HOME and run["tags"]["homeiq/sync"] == HOME
+    assert run["runId"] in live.watcher.requested
+
+
+def test_each_kind_of_change_reaches_the_mirror_through_the_watcher_and_dagster(live: LiveDeployment) -> None:
+    # All five at once (the fast tier makes them one by one): one run of Dagster's brings them all.
+    before = len(live.finished_runs("the connection sync", at_least=1))
+    device = live.ha.results["config/device_registry/list"][5]
+    entry = next(e for e in live.ha.results["config_entries/get"] if e["domain"] == "sun")
+    doomed = next(e for e in live.ha.results["config/entity_registry/list"] if e["platform"] == "demo")
+
+    live.ha.change("config/device_registry/update", device_id=device["id"], name_by_user="Renamed live")
+    helper = live.ha.change("input_boolean/create", name="Live switch")
+    live.ha.change("config/entity_registry/remove", entity_id=doomed["entity_id"])
+    area = live.ha.change("config/area_registry/create", name="Live attic")
+    live.ha.change("config_entries/disable", entry_id=entry["entry_id"], disabled_by="user")
+
+    runs = live.finished_runs("the run to finish", at_least=before + 1)[before:]
+    assert live_rows(live.engine, devices)[device["id"]]["name_by_user"] == "Renamed live"
+    assert f"input_boolean.{helper['id']}" in {r["entity_id"] for r in live_rows(live.engine, entities).values()}
+    assert [r["removed_at"] is not None for r in all_rows(live.engine, entities) if r["id"] == doomed["id"]] == [True]
+    assert area["area_id"] in live_rows(live.engine, areas)
+    assert live_rows(live.engine, config_entries)[entry["entry_id"]]["disabled_by"] == "user"
+    [run] = runs
+    assert run["tags"]["homeiq/trigger"] == "watch"
+    announced = {re.sub(r" x\d+$", "", part) for part in run["tags"]["homeiq/reason"].split(", ")}
+    assert {"device_registry update", "entity_registry create", "entity_registry remove", "area_registry create",
+            "config_entries updated"} <= announced
+    assert (run["tags"]["dagster/partition"], run["tags"]["homeiq/sync"]) == (HOME, HOME)
+
+
+def test_a_waiting_sync_of_the_home_is_found_in_dagsters_queue(live: LiveDeployment) -> None:
+    live.finished_runs("earlier runs to finish")
+    runs = DagsterRuns(live.url)
+    assert runs.waiting_sync(HOME) is None
+    # Two at once: the run queue lets one per home proceed, so the other waits.
+    launched_ids = {runs.launch_sync(HOME, {"homeiq/trigger": "test", "homeiq/reason": "queue"}) for _ in range(2)}
+    assert runs.waiting_sync(HOME) in launched_ids
+    assert runs.waiting_sync("another-home") is None
+    wait_for("both to finish", lambda: live.settled(), timeout=180)  # (they count as the watcher's until:)
+    assert runs.waiting_sync(HOME) is None
+    live.since = time.time()  # these were not the watcher's
+
+
+def test_a_burst_of_50_changes_during_a_running_sync_leads_to_one_follow_up_run(live: LiveDeployment) -> None:
+    before = len(live.finished_runs("earlier runs to finish"))
+    device = live.ha.results["config/device_registry/list"][6]
+    live.ha.change("config/device_registry/update", device_id=device["id"], name_by_user="Before the burst")
+    # Started: it reads HA now or has already (a STARTING run has not, and would see the burst).
+    wait_for("its sync to start", lambda: any(r["status"] in ("STARTED", "SUCCESS")
+                                             for r in live.runs()[before:]), timeout=120)
+    for n in range(50):
+        live.ha.change("config/device_registry/update", device_id=device["id"], name_by_user=f"Burst {n}")
+        time.sleep(0.02)
+    wait_for("the last name in the mirror",
+             lambda: live_rows(live.engine, devices)[device["id"]]["name_by_user"] == "Burst 49", timeout=180)
+    time.sleep(2 * DEBOUNCE)  # nothing more is owed
+    runs = live.finished_runs("every run to finish")[before:]
+    assert len(runs) == 2, [run["tags"]["homeiq/reason"] for run in runs]  # the running sync and one follow-up
+
+
+def test_a_restart_of_home_assistant_while_watching_ends_in_one_sync(live: LiveDeployment) -> None:
+    before = len(live.finished_runs("earlier runs to finish"))
+    port, results = live.ha.port, live.ha.results
+    live.ha.stop()
+    area_id = "made_during_the_restart"
+    results["config/area_registry/list"].append({**results["config/area_registry/list"][0], "area_id": area_id,
+                                                 "name": "Made during the restart"})
+    time.sleep(1.0)  # the watcher sees HA gone and backs off
+    live.ha.__init__(results, token=TOKEN, port=port)  # type: ignore[misc]  # the same object, HA started again
+    live.ha.start()
+    wait_for("the area in the mirror", lambda: area_id in live_rows(live.engine, areas), timeout=180)
+    time.sleep(2 * DEBOUNCE)
+    runs = live.finished_runs("every run to finish")[before:]
+    assert [run["tags"]["homeiq/reason"] for run in runs] == ["reconnected"]
