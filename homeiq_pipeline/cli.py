@@ -90,6 +90,9 @@ def _parser() -> argparse.ArgumentParser:
                        help=f"the Dagster webserver that launches the syncs (env HOMEIQ_DAGSTER_URL; default {DEFAULT_DAGSTER_URL})")
     watch.add_argument("--direct", action="store_true",
                        help="sync in this process into --db-url instead of through Dagster")
+    watch.add_argument("--hold-on-auth-failure", action="store_true",
+                       help="after a rejected token, wait for SIGTERM instead of exiting (exit code 4 then), so a "
+                       "process manager that restarts whatever exits cannot make it log in again and again")
 
     demo_change = commands.add_parser(
         "demo-change", help="change the DEMO Home Assistant's registries, to see live mode at work"
@@ -300,7 +303,10 @@ def _watch(args: argparse.Namespace) -> int:
     try:
         watcher.run()
     except ha.AuthenticationFailed as exc:
-        return _fail(EXIT_AUTH, f"{exc}. The watcher stopped: fix the token, then start it again.")
+        _fail(EXIT_AUTH, f"{exc}. The watcher stopped: fix the token, then start it again.")
+        if args.hold_on_auth_failure:
+            stop.wait()  # not trying again: only a person can fix the token
+        return EXIT_AUTH
     return EXIT_OK
 
 

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from homeiq_pipeline import storage
 from homeiq_pipeline.demo.server import FakeHomeAssistant
 from homeiq_pipeline.storage.schema import areas, devices
@@ -34,13 +36,14 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
 
 
 @contextmanager
-def watcher(server: FakeHomeAssistant, db_url: str, log: Path, token: str = TOKEN) -> Iterator[subprocess.Popen[bytes]]:
+def watcher(server: FakeHomeAssistant, db_url: str, log: Path, token: str = TOKEN,
+            *options: str) -> Iterator[subprocess.Popen[bytes]]:
     """`homeiq-pipeline watch --direct` against `server`, its output in `log`; SIGKILLed if still running after."""
     env = {**os.environ, "HA_URL": server.url, "HA_TOKEN": token, "HOMEIQ_DB_URL": db_url,
            "HA_WATCH_DEBOUNCE_SECONDS": "0.3"}
     env.pop("HOMEIQ_HOMES_FILE", None)
     with log.open("ab") as out:
-        process = subprocess.Popen([sys.executable, "-m", "homeiq_pipeline.cli", "watch", "--direct"],
+        process = subprocess.Popen([sys.executable, "-m", "homeiq_pipeline.cli", "watch", "--direct", *options],
                                    env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         yield process
@@ -95,3 +98,25 @@ def test_a_killed_watcher_loses_nothing_the_next_one_catches_up(fake_ha: FakeHom
         assert area["area_id"] in live_rows(engine, areas)
     finally:
         engine.dispose()
+
+
+def test_held_after_a_rejected_token_it_waits_for_sigterm_without_trying_again(
+    fake_ha: FakeHomeAssistant, tmp_path: Path
+) -> None:
+    # As the compose file runs it: a container restarted on exit must not log in again and again.
+    log = tmp_path / "watch.log"
+    with watcher(fake_ha, f"sqlite:///{tmp_path / 'mirror.db'}", log, "wrong-token", "--hold-on-auth-failure") as process:
+        wait_for("the refusal", lambda: lines(log, "The watcher stopped"))
+        time.sleep(1.0)
+        assert process.poll() is None and fake_ha.auth_failures == 1
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == EXIT_AUTH
+
+
+def test_the_compose_file_runs_the_watcher_as_a_service_of_its_own() -> None:
+    compose = yaml.safe_load((Path(__file__).resolve().parent.parent / "docker" / "docker-compose.yml").read_text())
+    watcher_service = compose["services"]["watcher"]
+    assert watcher_service["command"] == ["homeiq-pipeline", "watch", "--hold-on-auth-failure"]
+    assert "profiles" not in watcher_service  # it runs with the webserver and the daemon
+    assert "ports" not in watcher_service
+    assert watcher_service["environment"]["HOMEIQ_DAGSTER_URL"] == "${HOMEIQ_DAGSTER_URL:-http://dagster-webserver:3000}"
