@@ -4,6 +4,7 @@ from .client import DEFAULT_MAX_FRAME_SIZE, DEFAULT_TIMEOUT, HomeAssistantClient
 from .errors import (
     AuthenticationFailed,
     CannotConnect,
+    CertificateNotTrusted,
     CommandFailed,
     FrameTooLarge,
     HomeAssistantError,
@@ -19,6 +20,7 @@ __all__ = [
     "LIST_COMMANDS",
     "AuthenticationFailed",
     "CannotConnect",
+    "CertificateNotTrusted",
     "CommandFailed",
     "FrameTooLarge",
     "HomeAssistantClient",

@@ -24,6 +24,7 @@ from websocket._abnf import frame_buffer
 from .errors import (
     AuthenticationFailed,
     CannotConnect,
+    CertificateNotTrusted,
     CommandFailed,
     FrameTooLarge,
     HomeAssistantError,
@@ -304,6 +305,11 @@ class HomeAssistantClient:
 def _translate(exc: Exception, where: str, timeout: float) -> HomeAssistantError | None:
     if isinstance(exc, (websocket.WebSocketTimeoutException, socket.timeout, TimeoutError)):
         return RequestTimeout(f"Home Assistant did not answer within {timeout:g} s: {where}")
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return CertificateNotTrusted(
+            f"TLS handshake with Home Assistant failed: {where}: {exc} (set the CA bundle, HA_CA_BUNDLE, "
+            "to the CA that signed HA's certificate)"
+        )
     if isinstance(exc, ssl.SSLError):
         return CannotConnect(f"TLS handshake with Home Assistant failed: {where}: {exc}")
     if isinstance(exc, websocket.WebSocketBadStatusException):

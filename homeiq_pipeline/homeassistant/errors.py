@@ -15,6 +15,11 @@ class CannotConnect(HomeAssistantError):
     """HA is unreachable: refused, DNS, TLS failure, or the connection dropped."""
 
 
+class CertificateNotTrusted(CannotConnect):
+    """HA's TLS certificate failed verification (unknown CA, wrong name, expired). Retrying will
+    not help: configure the CA bundle (or, knowingly, turn verification off)."""
+
+
 class AuthenticationFailed(HomeAssistantError):
     """HA rejected the access token (its own message is kept). Do not retry in a loop:
     repeated failures feed HA's IP ban."""

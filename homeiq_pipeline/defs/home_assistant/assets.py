@@ -11,6 +11,7 @@ from ... import storage
 from ...homeassistant import (
     AuthenticationFailed,
     CannotConnect,
+    CertificateNotTrusted,
     HomeAssistantError,
     HomeAssistantStarting,
     RequestTimeout,
@@ -80,6 +81,8 @@ def home_assistant_mirror(
             snapshot = fetch_snapshot(client)
     except AuthenticationFailed as exc:
         raise dg.Failure(str(exc), metadata={"cause": "authentication failed"}, allow_retries=False) from None
+    except CertificateNotTrusted as exc:  # a setting to fix, not a passing outage
+        raise dg.Failure(str(exc), metadata={"cause": "certificate not trusted"}, allow_retries=False) from None
     except (CannotConnect, RequestTimeout, HomeAssistantStarting) as exc:
         raise dg.Failure(str(exc), metadata={"cause": "unavailable"}) from None  # retried
     except HomeAssistantError as exc:
