@@ -46,7 +46,7 @@ class WatchSettings:
     debounce: float = 2.0  # seconds of quiet after the last change before syncing
     max_delay: float = 20.0  # ... but never wait longer than this after the first one
     backoff_first: float = 0.5  # seconds before the first reconnect attempt, doubling up to:
-    backoff_max: float = 30.0
+    backoff_max: float = 10.0  # HA restarts take 2-15 s: never wait much longer than that
     keepalive: float = 30.0  # send HA a `ping` after this long without an event
     state_poll: float = 1.0  # while HA starts, look at its state this often
     retry_request: float = 5.0  # ask again this long after Dagster could not be reached

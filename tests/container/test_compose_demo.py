@@ -26,7 +26,7 @@ from .conftest import TIMINGS, Stack, run, timed
 pytestmark = pytest.mark.container
 
 MIRROR = "/var/lib/homeiq/mirror/demo.db"  # docker/demo.env's HOMEIQ_DB_URL
-SERVICES = {"dagster-webserver", "dagster-daemon", "demo-ha"}
+SERVICES = {"dagster-webserver", "dagster-daemon", "demo-ha", "watcher"}
 
 
 def test_the_image_runs_as_a_non_root_user_with_a_health_check(tools: dict[str, str], image: str) -> None:
@@ -64,7 +64,8 @@ def test_the_sensor_launched_a_sync_that_succeeded(stack: Stack) -> None:
 
     first, *_ = wait_for("a successful sync_home_assistant run", succeeded, timeout=180, every=2)
     timed("stack up until the first successful sync", stack.started)
-    assert first["tags"]["dagster/sensor_name"] == "home_assistant_reconnect"
+    # The reconnect sensor's first-contact sync, or the live-mode watcher's connection sync.
+    assert first["tags"].get("dagster/sensor_name") == "home_assistant_reconnect" or first["tags"]["homeiq/trigger"] == "watch"
     assert first["tags"]["homeiq/sync"] == "demo"
     assert [one for one in stack.sync_runs() if one["status"] == "FAILURE"] == []
     stack.successful_runs.add(first["runId"])
