@@ -35,6 +35,7 @@ def mirror(results: dict[str, Any], engine: sa.Engine) -> storage.SyncResult:
 
 
 def test_the_committed_2026_fixture_is_what_the_reshaping_of_the_real_recording_builds() -> None:
+    # After re-recording ha-2025.4.4.json, rebuild it: python tests/fixtures/reshape_2026.py
     assert reshape_2026.TARGET.read_text(encoding="utf-8") == reshape_2026.build()
 
 
