@@ -19,7 +19,7 @@ from homeiq_pipeline import homeassistant as ha
 from homeiq_pipeline import storage
 from homeiq_pipeline.demo.server import FakeHomeAssistant
 from homeiq_pipeline.storage.schema import areas, config_entries, devices, entities
-from homeiq_pipeline.watch import DagsterRuns, Watcher, WatchSettings
+from homeiq_pipeline.watch import DagsterRuns, LaunchRefused, Watcher, WatchSettings
 
 from .conftest import TOKEN
 from .e2e.conftest import free_port, graphql, launched, sync_runs, wait_for
@@ -149,6 +149,8 @@ def test_a_waiting_sync_of_the_home_is_found_in_dagsters_queue(live: LiveDeploym
     launched_ids = {runs.launch_sync(HOME, {"homeiq/trigger": "test", "homeiq/reason": "queue"}) for _ in range(2)}
     assert runs.waiting_sync(HOME) in launched_ids
     assert runs.waiting_sync("another-home") is None
+    with pytest.raises(LaunchRefused, match=r"'another-home' is not a home of sync_home_assistant \(its partitions: home\)"):
+        runs.launch_sync("another-home", {"homeiq/trigger": "test"})
     wait_for("both to finish", lambda: live.settled(), timeout=180)  # (they count as the watcher's until:)
     assert runs.waiting_sync(HOME) is None
     live.since = time.time()  # these were not the watcher's

@@ -4,9 +4,10 @@ import): launch `sync_home_assistant` for one home, unless a run for it is alrea
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .loop import Refused, TryLater
@@ -61,12 +62,14 @@ mutation LaunchSync($params: ExecutionParams!) {
 """
 
 
-@dataclass(frozen=True)
+@dataclass
 class DagsterRuns:
     """The sync job of one code location on one webserver."""
 
     url: str = DEFAULT_DAGSTER_URL
     timeout: float = 30.0
+    partitions_ttl: float = 60.0  # homes change only when the code location reloads
+    _partitions: tuple[float, list[str]] | None = field(default=None, repr=False)
 
     def waiting_sync(self, home: str) -> str | None:
         """The id of a sync run of `home` that has not started reading HA yet, if any."""
@@ -78,7 +81,15 @@ class DagsterRuns:
         return str(results[0]["runId"]) if results else None
 
     def partitions(self) -> list[str]:
-        """The job's partition keys (one per home); [] if the job is not partitioned."""
+        """The job's partition keys (one per home); [] if the job is not partitioned. Remembered
+        for `partitions_ttl` seconds: asking costs a trip to the code server."""
+        if self._partitions is not None and time.monotonic() - self._partitions[0] < self.partitions_ttl:
+            return self._partitions[1]
+        keys = self._ask_partitions()
+        self._partitions = (time.monotonic(), keys)
+        return keys
+
+    def _ask_partitions(self) -> list[str]:
         selector = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "pipelineName": JOB}
         try:
             answer = self._query(PARTITIONS_QUERY, selector=selector)["pipelineOrError"]
@@ -93,6 +104,9 @@ class DagsterRuns:
         """Launch one sync run of `home` with `tags`; returns its run id."""
         partitions = self.partitions()
         all_tags = {**tags, SYNC_TAG: home}
+        if partitions and home not in partitions:
+            self._partitions = None  # the code location may have been reloaded with this home since
+            partitions = self.partitions()
         if partitions:
             if home not in partitions:
                 raise LaunchRefused(
