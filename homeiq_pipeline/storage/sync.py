@@ -291,7 +291,7 @@ def _upsert(connection: sa.Connection, plan: _TablePlan, instance: str, now: dat
             column = [entry.get(name) for entry in entries]
             # Type checks happen here, during the writes: a bad value still rolls back everything.
             kind = table.c[name].type  # the column as created: a key is a String(255)
-            if not set(map(type, column)) <= _python_types(kind) | {type(None)} or _out_of_range(kind, column, dialect.name):
+            if not set(map(type, column)) <= _python_types(kind) | {type(None)} or _out_of_range(table.c[name], column, dialect.name):
                 raise _wrong_type(plan.spec, dialect.name, *entries)
             values[name] = _convert_all(convert[name], column)
         try:
@@ -411,6 +411,14 @@ def _python_types(kind: sa.types.TypeEngine) -> frozenset[type]:
     return _JSON_TYPES
 
 
+_FLOAT_EXACT = 2**53  # a double holds every integer up to this, and not all beyond
+_PG_INDEXED_BYTES = 2_000  # a btree index entry holds at most 2,704 bytes (with `instance` and overhead)
+
+
+def _indexed(target: sa.Column[Any]) -> bool:
+    return any(target.name in index.columns for index in target.table.indexes)  # type: ignore[attr-defined]
+
+
 def _int_bits(kind: sa.types.TypeEngine, dialect: str) -> int:
     """The width of the integers a numeric column can hold (floats: what the drivers pass on)."""
     if isinstance(kind, sa.Integer) and not isinstance(kind, sa.BigInteger) and dialect == "postgresql":
@@ -418,11 +426,16 @@ def _int_bits(kind: sa.types.TypeEngine, dialect: str) -> int:
     return 64
 
 
-def _out_of_range(kind: sa.types.TypeEngine, column: list[Any], dialect: str) -> bool:
+def _out_of_range(target: sa.Column[Any], column: list[Any], dialect: str) -> bool:
     """Values of the right Python type that the database still cannot store (checked a column at
-    a time: fast): integers too wide for the column; on PostgreSQL, NUL characters and strings
-    longer than the column allows (SQLite stores both)."""
-    if isinstance(kind, sa.Integer | sa.Float):
+    a time: fast): integers too wide for the column, or (float columns) too wide for a double to
+    hold exactly; on PostgreSQL, NUL characters, strings longer than the column allows, and
+    strings too long for a btree index on an indexed column (SQLite stores all three)."""
+    kind = target.type
+    if isinstance(kind, sa.Float):
+        numbers = [value for value in column if type(value) is int]
+        return bool(numbers) and max(map(abs, numbers)) > _FLOAT_EXACT
+    if isinstance(kind, sa.Integer):
         numbers = [value for value in column if type(value) is int]
         limit = 2 ** (_int_bits(kind, dialect) - 1)
         return bool(numbers) and (min(numbers) < -limit or max(numbers) >= limit)
@@ -430,21 +443,28 @@ def _out_of_range(kind: sa.types.TypeEngine, column: list[Any], dialect: str) ->
         texts = [value for value in column if type(value) is str]
         if "\x00" in "".join(texts):
             return True
+        if _indexed(target) and any(len(t) * 4 > _PG_INDEXED_BYTES and len(t.encode()) > _PG_INDEXED_BYTES for t in texts):
+            return True
         return kind.length is not None and bool(texts) and max(map(len, texts)) > kind.length
     return False
 
 
-def _misfit(kind: sa.types.TypeEngine, value: Any, dialect: str) -> str | None:
-    """What a value of a column of `kind` should have been, or None if `value` fits."""
+def _misfit(target: sa.Column[Any], value: Any, dialect: str) -> str | None:
+    """What a value of `target` should have been, or None if `value` fits."""
+    kind = target.type
     if value is None:
         return None
     if type(value) not in _python_types(kind):
         return _type_name(kind)
-    if _out_of_range(kind, [value], dialect):
+    if _out_of_range(target, [value], dialect):
+        if isinstance(value, int) and isinstance(kind, sa.Float):
+            return "a number a double holds exactly (an integer of at most 2**53)"
         if isinstance(value, int):
             return f"a {_int_bits(kind, dialect)}-bit integer"
         if "\x00" in value:
             return "a string without NUL characters (PostgreSQL cannot store them)"
+        if _indexed(target) and len(value.encode()) > _PG_INDEXED_BYTES:
+            return f"a string of at most {_PG_INDEXED_BYTES} bytes (PostgreSQL indexes this column)"
         return f"a string of at most {kind.length} characters"  # type: ignore[attr-defined]
     return None
 
@@ -454,7 +474,7 @@ def _wrong_type(spec: MirroredTable, dialect: str, *entries: dict[str, Any]) -> 
     for entry in entries:
         for name in spec.fields:
             value = entry.get(name)
-            expected = _misfit(spec.table.c[name].type, value, dialect)
+            expected = _misfit(spec.table.c[name], value, dialect)
             if expected is not None:
                 return UnexpectedPayload(
                     f"{spec.name}: {spec.key} {_preview(entry.get(spec.key))}: field {name!r} is "
