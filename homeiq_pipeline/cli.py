@@ -19,9 +19,9 @@ import sqlalchemy as sa
 
 from . import homeassistant as ha
 from . import launcher, settings, storage
+from .storage.queries import recent_sync_runs, row_counts
 from .watch import DagsterRuns, Watcher, WatchSettings
 from .watch.dagster_runs import DEFAULT_DAGSTER_URL
-from .storage.queries import recent_sync_runs, row_counts
 
 # Exit codes, so scripts can tell a transient failure from one that needs a person.
 EXIT_OK = 0

@@ -72,7 +72,7 @@ def watching(server: FakeHomeAssistant, syncs: RecordingSyncs, **settings: Any) 
     def run() -> None:
         try:
             watcher.run()
-        except BaseException as exc:  # handed to the test
+        except BaseException as exc:  # noqa: BLE001  (handed to the test, which re-raises it)
             errors.append(exc)
 
     thread = threading.Thread(target=run, daemon=True)

@@ -96,12 +96,14 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDeployment]:
             thread = threading.Thread(target=watcher.run, daemon=True)
             thread.start()
             engine = storage.open_database(f"sqlite:///{tmp / 'mirror.db'}")
+            deployment = LiveDeployment(url, server, engine, watcher, since)
             try:
-                yield LiveDeployment(url, server, engine, watcher, since)
+                yield deployment
             finally:
                 watcher.stop.set()
                 thread.join(timeout=30)
                 engine.dispose()
+                server = deployment.ha  # a test may have restarted it
     finally:
         server.stop()
 
@@ -181,8 +183,7 @@ def test_a_restart_of_home_assistant_while_watching_ends_in_one_sync(live: LiveD
     results["config/area_registry/list"].append({**results["config/area_registry/list"][0], "area_id": area_id,
                                                  "name": "Made during the restart"})
     time.sleep(1.0)  # the watcher sees HA gone and backs off
-    live.ha.__init__(results, token=TOKEN, port=port)  # type: ignore[misc]  # the same object, HA started again
-    live.ha.start()
+    live.ha = FakeHomeAssistant(results, token=TOKEN, port=port).start()  # HA back, same address
     wait_for("the area in the mirror", lambda: area_id in live_rows(live.engine, areas), timeout=180)
     time.sleep(2 * DEBOUNCE)
     runs = live.finished_runs("every run to finish")[before:]

@@ -267,7 +267,7 @@ class HomeAssistantClient:
                 # Control frames come back to us (websocket-client has already answered a ping), so
                 # frequent pings cannot stretch a wait past its deadline.
                 opcode, data = self._ws.recv_data(control_frame=True)
-            except (websocket.WebSocketTimeoutException, socket.timeout, TimeoutError):
+            except (websocket.WebSocketTimeoutException, TimeoutError):
                 if idle_ok:
                     return []
                 raise

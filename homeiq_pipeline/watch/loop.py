@@ -16,8 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..homeassistant import AuthenticationFailed, HomeAssistantClient, HomeAssistantError
-from .changes import SUBSCRIPTIONS, PendingSync, describe
+from ..homeassistant import (
+    AuthenticationFailed,
+    HomeAssistantClient,
+    HomeAssistantError,
+)
+from .changes import SUBSCRIPTIONS, Change, PendingSync, describe
 
 log = logging.getLogger("homeiq_pipeline.watch")
 
@@ -133,7 +137,7 @@ class Watcher:
                     log.info("Home Assistant announced %s; syncing after %g s of quiet",
                              ", ".join(map(str, changes)), s.debounce)
 
-    def _owe(self, why: str | None, changes: list | None = None) -> None:
+    def _owe(self, why: str | None, changes: list[Change] | None = None) -> None:
         now = time.monotonic()
         if self._pending is None:
             self._pending = PendingSync(since=now, last_change=now)
