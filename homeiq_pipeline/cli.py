@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import sqlalchemy as sa
 
@@ -182,11 +182,13 @@ def _run(args: argparse.Namespace) -> int:
             )
         if not args.watch:
             return launcher.run_dagster({}, args.host, args.port)
-        try:
-            connect = _home_client_factory(args, settings.instance())
-        except _ConfigError as exc:
-            return _fail(EXIT_CONFIG, str(exc))
-        with _watching(connect, settings.instance(), args):
+        with ExitStack() as watchers:
+            try:  # one watcher per home (each its own websocket)
+                names = [home.name for home in settings.homes()] if settings.homes_file() else [settings.instance()]
+                for name in names:
+                    watchers.enter_context(_watching(_home_client_factory(args, name), name, args))
+            except (_ConfigError, ValueError) as exc:
+                return _fail(EXIT_CONFIG, str(exc))
             return launcher.run_dagster({}, args.host, args.port)
     from .demo.server import DEMO_LOCATION_NAME, DEMO_TOKEN, demo_home_assistant
 

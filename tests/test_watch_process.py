@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from homeiq_pipeline import storage
@@ -120,3 +121,24 @@ def test_the_compose_file_runs_the_watcher_as_a_service_of_its_own() -> None:
     assert "profiles" not in watcher_service  # it runs with the webserver and the daemon
     assert "ports" not in watcher_service
     assert watcher_service["environment"]["HOMEIQ_DAGSTER_URL"] == "${HOMEIQ_DAGSTER_URL:-http://dagster-webserver:3000}"
+
+
+def test_missing_or_invalid_settings_stop_the_watcher_with_exit_code_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from homeiq_pipeline import cli
+
+    monkeypatch.delenv("HOMEIQ_HOMES_FILE", raising=False)
+    monkeypatch.setenv("HA_TOKEN", "a-token-never-shown")
+    assert cli.main(["watch", "--ha-url", "homeassistant.local"]) == 2
+    assert "not a Home Assistant URL" in capsys.readouterr().err
+    monkeypatch.delenv("HA_TOKEN")
+    assert cli.main(["watch", "--ha-url", "http://127.0.0.1:8123"]) == 2
+    assert "HA_TOKEN not set" in capsys.readouterr().err
+    homes = tmp_path / "homes.yaml"
+    homes.write_text("homes:\n  - name: cabin\n    url: http://127.0.0.1:8123\n")
+    monkeypatch.setenv("HOMEIQ_HOMES_FILE", str(homes))
+    monkeypatch.setenv("HA_TOKEN", "a-token-never-shown")
+    assert cli.main(["watch", "--home", "home"]) == 2
+    error = capsys.readouterr().err
+    assert "has no home 'home' (it has cabin); pass --home" in error and "a-token-never-shown" not in error
