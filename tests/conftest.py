@@ -118,10 +118,11 @@ def database_fingerprint(db_url: str) -> str:
     digest = hashlib.sha256()
     try:
         inspector = sa.inspect(engine)
+        all_columns, all_indexes = inspector.get_multi_columns(), inspector.get_multi_indexes()  # one query each
         with engine.connect() as connection:
-            for name in sorted(inspector.get_table_names()):
-                columns = [column["name"] for column in inspector.get_columns(name)]
-                indexes = sorted(index["name"] or "" for index in inspector.get_indexes(name))
+            for (_, name), found in sorted(all_columns.items()):
+                columns = [column["name"] for column in found]
+                indexes = sorted(index["name"] or "" for index in all_indexes.get((None, name), []))
                 digest.update(repr((name, columns, indexes)).encode())
                 table = sa.table(name, *(sa.column(column) for column in columns))
                 # Sorted here, not by SQL: PostgreSQL's json type has no ordering.

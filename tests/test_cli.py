@@ -147,3 +147,27 @@ def test_demo_is_labelled_and_kept_apart_from_real_data(run_cli, monkeypatch: py
     assert any(line.split()[:2] == ["ha_config_entries", "4"] for line in out.splitlines())
     code, out, _ = run_cli("status")  # the real mirror saw nothing of it
     assert "No sync has run yet" in out
+
+
+def test_the_fingerprint_sees_any_change_to_a_row_a_table_or_an_index(fake_ha: FakeHomeAssistant, run_cli, db_url: str) -> None:
+    """The check behind "unchanged" above: one changed value, one more row, or one more index
+    changes the fingerprint; reading does not."""
+    import sqlalchemy as sa
+
+    assert run_cli("sync", "--ha-url", fake_ha.url)[0] == cli.EXIT_OK
+    engine = sa.create_engine(db_url)
+    before = database_fingerprint(db_url)
+    assert run_cli("status")[0] == cli.EXIT_OK and database_fingerprint(db_url) == before
+    changes = [
+        "UPDATE ha_devices SET name = name || '.' WHERE id = (SELECT min(id) FROM ha_devices)",
+        "INSERT INTO ha_sync_runs (instance, started_at, finished_at, outcome, forced, counts) "
+        "VALUES ('other', '2026-01-01', '2026-01-01', 'success', false, '{}')",
+        "CREATE INDEX ix_extra ON ha_states (state)",
+    ]
+    seen = {before}
+    for change in changes:
+        with engine.begin() as connection:
+            connection.execute(sa.text(change))
+        seen.add(database_fingerprint(db_url))
+    engine.dispose()
+    assert len(seen) == len(changes) + 1
