@@ -171,3 +171,15 @@ def test_the_fingerprint_sees_any_change_to_a_row_a_table_or_an_index(fake_ha: F
         seen.add(database_fingerprint(db_url))
     engine.dispose()
     assert len(seen) == len(changes) + 1
+
+
+def test_an_unreachable_postgresql_is_named_without_its_password(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HA_TOKEN", TOKEN)
+    url = f"postgresql+psycopg://homeiq:s3cret-pw@127.0.0.1:{_unused_port()}/mirror"
+    code = cli.main(["--db-url", url, "status"])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_DATABASE
+    assert err.startswith("homeiq-pipeline: database error at postgresql+psycopg://homeiq:***@127.0.0.1:"), err
+    assert "s3cret-pw" not in err and "refused" in err.lower()
