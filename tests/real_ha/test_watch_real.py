@@ -122,3 +122,18 @@ def test_a_real_restart_while_watching_ends_in_one_sync_once_home_assistant_is_b
     assert len(runs) == 1, [run["tags"] for run in runs]
     assert "reconnected" in reasons(runs)[0]
     assert runs[0]["tags"]["homeiq/trigger"] == "watch"
+
+
+def test_a_rejected_token_stops_the_watcher_after_one_attempt(ha: RealHomeAssistant) -> None:
+    log = ha.config_dir / "hass.out"
+    failed_logins = log.read_text(errors="replace").count("Login attempt or request with invalid authentication")
+    wrong = "not-a-valid-token-" + uuid.uuid4().hex
+    runs = DagsterRuns("http://127.0.0.1:1")  # never asked: nothing is synced without a login
+    watcher = Watcher(lambda: ha_client.HomeAssistantClient(ha.url, wrong), runs, WatchSettings(home=HOME))
+    with pytest.raises(ha_client.AuthenticationFailed, match="Invalid access token or password") as refused:
+        watcher.run()  # returns to us by raising: no retry
+    assert wrong not in str(refused.value)
+    assert watcher.connections == 0 and watcher.requested == []
+    # HA logged exactly one failed login (it bans addresses after repeated ones, when configured).
+    wait_until(lambda: log.read_text(errors="replace").count("Login attempt or request with invalid authentication")
+               == failed_logins + 1, "HA's log of the failed login")
