@@ -166,6 +166,8 @@ def test_no_token_appears_in_storage_logs_output_or_the_ui(deployment: SimpleNam
     # 1. Everything on disk: DAGSTER_HOME (runs, event logs, schedules, compute logs), the mirror, the homes file.
     assert files_containing(deployment.tmp, TOKENS) == {}
     assert any((deployment.tmp / "dagster").rglob("*.db")), "no Dagster storage was searched"
+    assert any((deployment.tmp / "dagster" / "storage").rglob("compute_logs/*")), "no compute logs were searched"
+    assert (deployment.tmp / "mirror.db").is_file()
     assert files_containing(deployment.tmp, {"partition": "badtoken"}), "the event logs were not searched"
     # 2. The webserver's, daemon's and code server's stdout and stderr (one log file).
     output = deployment.log.read_text(errors="replace")
