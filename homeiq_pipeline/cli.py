@@ -414,7 +414,7 @@ def _status(args: argparse.Namespace) -> int:
     engine = storage.open_database(args.db_url)
     try:
         with engine.connect() as connection:
-            runs = recent_sync_runs(connection, args.instance, args.runs)
+            runs = recent_sync_runs(connection, args.instance, args.runs, outcome=None)  # interrupted ones too
             counts = row_counts(connection, args.instance)
     finally:
         engine.dispose()

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from homeiq_pipeline import storage
+from homeiq_pipeline import cli, storage
 from homeiq_pipeline.demo.server import FakeHomeAssistant
 from homeiq_pipeline.storage.queries import recent_sync_runs
 from homeiq_pipeline.storage.schema import MIRRORED_TABLES, devices, entities
@@ -91,7 +91,8 @@ def _another_writer_is_mid_transaction(engine: sa.Engine, db_url: str) -> bool:
 
 @pytest.mark.parametrize("pause_after", [2, len(MIRRORED_TABLES)], ids=["after-devices-and-entities", "after-every-table"])
 def test_a_sync_killed_inside_its_write_transaction_leaves_the_previous_snapshot(
-    fake_ha: FakeHomeAssistant, engine: sa.Engine, db_url: str, tmp_path: Path, pause_after: int
+    fake_ha: FakeHomeAssistant, engine: sa.Engine, db_url: str, tmp_path: Path, pause_after: int,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     first = sync(fake_ha, engine)
     before = {spec.name: all_rows(engine, spec) for spec in MIRRORED_TABLES}
@@ -150,6 +151,10 @@ def test_a_sync_killed_inside_its_write_transaction_leaves_the_previous_snapshot
         assert recent_sync_runs(connection, "home", limit=1)[0]["id"] == result.run_id
         outcomes = [run["outcome"] for run in recent_sync_runs(connection, "home", outcome=None)]
     assert outcomes[:2] == ["success", "interrupted"]
+    # `homeiq-pipeline status` lists it too.
+    assert cli.main(["--db-url", db_url, "status"]) == cli.EXIT_OK
+    status = capsys.readouterr().out
+    assert any(line.split()[:1] == [str(killed["id"])] and "interrupted" in line.split() for line in status.splitlines()), status
 
 
 def test_a_sync_killed_during_the_first_sync_leaves_an_empty_mirror(
