@@ -29,13 +29,17 @@ import pytest
 REQUIRE_REAL_SERVERS = os.environ.get("HOMEIQ_REQUIRE_REAL_SERVERS") == "1"
 SUPERUSER = "postgres"
 MISSING = (
-    "PostgreSQL is not installed (Debian: apt-get install postgresql; looked for initdb on PATH and in "
-    "/usr/lib/postgresql/*/bin): the PostgreSQL variants of the database tests are NOT run"
+    "PostgreSQL is not installed (Debian: apt-get install postgresql; looked for initdb in "
+    "$HOMEIQ_POSTGRES_BIN, on PATH and in /usr/lib/postgresql/*/bin): the PostgreSQL variants of the "
+    "database tests are NOT run"
 )
 
 
 def postgres_bin() -> Path | None:
-    """The folder of initdb/pg_ctl: PATH first, else the newest Debian version."""
+    """The folder of initdb/pg_ctl: HOMEIQ_POSTGRES_BIN if set, else PATH, else the newest Debian version."""
+    chosen = os.environ.get("HOMEIQ_POSTGRES_BIN")
+    if chosen is not None:
+        return Path(chosen) if (Path(chosen) / "initdb").exists() else None
     found = shutil.which("initdb")
     if found:
         return Path(found).parent
@@ -105,7 +109,11 @@ def postgres_server(durable: bool = False) -> Iterator[PostgresServer]:
     # Not under pytest's tmp dir: that is private to root, and the server runs as `postgres`.
     directory = Path(tempfile.mkdtemp(prefix="homeiq-postgres-"))
     if os.geteuid() == 0:
-        owner = pwd.getpwnam(SUPERUSER)
+        try:
+            owner = pwd.getpwnam(SUPERUSER)
+        except KeyError:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise RuntimeError(f"running as root, but there is no {SUPERUSER!r} user to run PostgreSQL as") from None
         os.chown(directory, owner.pw_uid, owner.pw_gid)
     server = PostgresServer(bin_dir, directory, _free_port())
     started = False
