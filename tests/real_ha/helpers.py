@@ -133,7 +133,8 @@ def assert_registries_unchanged(result: storage.SyncResult, *, except_for: tuple
 
 
 def database_state(engine: sa.Engine, db_url: str) -> tuple[str, dict[str, list[dict[str, Any]]]]:
-    """The SQLite files' bytes (as a hash) and every row of every table, sync runs included."""
+    """The logical fingerprint (schema and every row, see `database_fingerprint`) and every row of
+    every mirrored table, sync runs included."""
     fingerprint = database_fingerprint(db_url)
     rows = {spec.name: all_rows(engine, spec) for spec in MIRRORED_TABLES}
     with engine.connect() as connection:
