@@ -428,14 +428,15 @@ def _int_bits(kind: sa.types.TypeEngine, dialect: str) -> int:
 
 def _out_of_range(target: sa.Column[Any], column: list[Any], dialect: str) -> bool:
     """Values of the right Python type that the database still cannot store (checked a column at
-    a time: fast): integers too wide for the column, or (float columns) too wide for a double to
-    hold exactly; on PostgreSQL, NUL characters, strings longer than the column allows, and
+    a time: fast): integers too wide for the column (on SQLite, also bare ones in a JSON column),
+    or (float columns) too wide for a double to hold exactly; on PostgreSQL, NUL characters, strings longer than the column allows, and
     strings too long for a btree index on an indexed column (SQLite stores all three)."""
     kind = target.type
     if isinstance(kind, sa.Float):
         numbers = [value for value in column if type(value) is int]
         return bool(numbers) and max(map(abs, numbers)) > _FLOAT_EXACT
-    if isinstance(kind, sa.Integer):
+    if isinstance(kind, sa.Integer) or (isinstance(kind, sa.JSON) and dialect == "sqlite"):
+        # (SQLite gives a bare number in a JSON column numeric affinity: beyond 64 bits, a float.)
         numbers = [value for value in column if type(value) is int]
         limit = 2 ** (_int_bits(kind, dialect) - 1)
         return bool(numbers) and (min(numbers) < -limit or max(numbers) >= limit)
