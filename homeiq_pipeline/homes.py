@@ -48,7 +48,10 @@ def load_homes(path: Path) -> list[Home]:
     except OSError as exc:
         raise HomesFileError(f"cannot read {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        raise HomesFileError(f"{path} is not valid YAML: {exc}") from None
+        # Only where and what: the full error quotes the offending line, which may hold a token.
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise HomesFileError(f"{path} is not valid YAML{where}: {getattr(exc, 'problem', None) or 'cannot parse'}") from None
     entries = document.get("homes") if isinstance(document, dict) else None
     if not isinstance(entries, list) or not entries:
         raise HomesFileError(f"{path} must have a non-empty list under `homes:`")

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from .homeassistant import DEFAULT_MAX_FRAME_SIZE, DEFAULT_TIMEOUT
-from .homes import DEFAULT_TOKEN_ENV, Home, HomesFileError, load_homes
+from .homes import DEFAULT_TOKEN_ENV, NAME, Home, HomesFileError, load_homes
 from .storage import DEFAULT_INSTANCE, default_database_url
 
 
@@ -38,8 +38,8 @@ def homes() -> list[Home]:
         return load_homes(path)
     name = instance()
     home = Home(name, os.environ.get("HA_URL") or None, DEFAULT_TOKEN_ENV, ha_verify_tls(), ha_ca_bundle())
-    if not home.name or "," in home.name:  # a partition key
-        raise HomesFileError(f"HOMEIQ_INSTANCE={name!r} cannot name a home")
+    if not NAME.match(name.lower()):  # a partition key and the `instance` column (100 characters)
+        raise HomesFileError(f"HOMEIQ_INSTANCE={name!r} cannot name a home: use letters, digits, '-' or '_'")
     return [home]
 
 

@@ -245,3 +245,19 @@ def test_a_bad_homes_file_stops_the_code_location_with_the_reason(tmp_path: Path
     monkeypatch.setenv("HOMEIQ_HOMES_FILE", str(path))
     with pytest.raises(HomesFileError, match=r"home names must be unique, repeated: home"), fresh_definitions():
         pass
+
+
+def test_a_yaml_error_says_where_without_quoting_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "homes.yaml"
+    path.write_text("homes:\n  - name: home\n    url: http://x\n    token_env: [eyJsecretTokenValue\n", encoding="utf-8")
+    with pytest.raises(HomesFileError) as refused:
+        load_homes(path)
+    assert "is not valid YAML at line" in str(refused.value) and "eyJsecretTokenValue" not in str(refused.value)
+
+
+@pytest.mark.parametrize("name", ["a,b", "x" * 101, "living room"])
+def test_an_instance_name_that_cannot_be_a_partition_is_refused(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    monkeypatch.delenv("HOMEIQ_HOMES_FILE", raising=False)
+    monkeypatch.setenv("HOMEIQ_INSTANCE", name)
+    with pytest.raises(HomesFileError, match="cannot name a home"):
+        settings.homes()

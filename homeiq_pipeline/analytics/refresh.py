@@ -33,7 +33,7 @@ class Refreshed:
 
 @dataclass
 class _Kept:
-    key: tuple[str, str, int]  # database, instance, sync run id
+    key: tuple[int, str, str, int]  # engine, database, instance, sync run id
     picture: compute.Mirror
     frames: dict[str, pd.DataFrame]
 
@@ -46,7 +46,7 @@ def latest_picture(connection: sa.Connection, instance: str) -> tuple[dict[str, 
     runs = recent_sync_runs(connection, instance, limit=1)
     if not runs:
         raise NoSyncYet(f"the mirror has no sync of instance {instance!r} yet: sync first")
-    key = (connection.engine.url.render_as_string(), instance, runs[0]["id"])
+    key = (id(connection.engine), str(connection.engine.url), instance, runs[0]["id"])
     if _kept is None or _kept.key != key:
         _kept = None  # free the old picture before reading the new one
         _kept = _Kept(key, compute.load_mirror(connection, instance), {})
