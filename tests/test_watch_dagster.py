@@ -155,7 +155,26 @@ def test_a_waiting_sync_of_the_home_is_found_in_dagsters_queue(live: LiveDeploym
         runs.launch_sync("another-home", {"homeiq/trigger": "test"})
     wait_for("both to finish", lambda: live.settled(), timeout=180)  # (they count as the watcher's until:)
     assert runs.waiting_sync(HOME) is None
+    # Launched by hand in the UI: the run carries dagster/partition, not homeiq/sync.
+    from_the_ui = {launch_as_the_ui_does(live.url) for _ in range(2)}
+    assert runs.waiting_sync(HOME) in from_the_ui
+    wait_for("both to finish", lambda: live.settled(), timeout=180)
     live.since = time.time()  # these were not the watcher's
+
+
+LAUNCH_AS_THE_UI = """
+mutation Launch($params: ExecutionParams!) {
+  launchRun(executionParams: $params) { __typename ... on LaunchRunSuccess { run { runId } } ... on Error { message } }
+}
+"""
+
+
+def launch_as_the_ui_does(url: str) -> str:
+    params = {"selector": {**SELECTOR, "jobName": "sync_home_assistant"}, "runConfigData": {},
+              "executionMetadata": {"tags": [{"key": "dagster/partition", "value": HOME}]}}
+    answer = graphql(url, LAUNCH_AS_THE_UI, params=params)["launchRun"]
+    assert answer["__typename"] == "LaunchRunSuccess", answer
+    return str(answer["run"]["runId"])
 
 
 def test_a_burst_of_50_changes_during_a_running_sync_leads_to_one_follow_up_run(live: LiveDeployment) -> None:

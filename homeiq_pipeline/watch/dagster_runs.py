@@ -3,10 +3,13 @@ import): launch `sync_home_assistant` for one home, unless a run for it is alrea
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +23,8 @@ SYNC_TAG = "homeiq/sync"  # dagster.yaml lets one run per value of this tag proc
 PARTITION_TAG = "dagster/partition"
 # A run in these states has not read Home Assistant yet, so it will see any change made now.
 WAITING = ("QUEUED", "NOT_STARTED", "STARTING")
+# Answers the webserver gives while the code location (re)loads: the job is back shortly.
+LOADING = ("PythonError", "PipelineNotFoundError", "RepositoryLocationNotFound")
 
 
 class DagsterUnavailable(TryLater):
@@ -72,13 +77,20 @@ class DagsterRuns:
     _partitions: tuple[float, list[str]] | None = field(default=None, repr=False)
 
     def waiting_sync(self, home: str) -> str | None:
-        """The id of a sync run of `home` that has not started reading HA yet, if any."""
-        run_filter = {"pipelineName": JOB, "statuses": list(WAITING), "tags": [{"key": SYNC_TAG, "value": home}]}
-        answer = self._query(WAITING_RUNS_QUERY, filter=run_filter)["runsOrError"]
-        if answer["__typename"] != "Runs":
-            raise LaunchRefused(f"Dagster could not list runs: {answer.get('message')}")
-        results = answer["results"]
-        return str(results[0]["runId"]) if results else None
+        """The id of a sync run of `home` that has not started reading HA yet, if any: one the
+        watcher, sensor or schedule launched (tag homeiq/sync), or one from the UI (only
+        dagster/partition)."""
+        for key in (SYNC_TAG, PARTITION_TAG):  # a filter's tags must all match: one query each
+            run_filter = {"pipelineName": JOB, "statuses": list(WAITING), "tags": [{"key": key, "value": home}]}
+            body = self._query(WAITING_RUNS_QUERY, filter=run_filter)
+            with self._reading():
+                answer = body["runsOrError"]
+                if answer["__typename"] != "Runs":
+                    raise self._error(answer, f"Dagster could not list runs: {answer.get('message')}")
+                results = answer["results"]
+                if results:
+                    return str(results[0]["runId"])
+        return None
 
     def partitions(self) -> list[str]:
         """The job's partition keys (one per home); [] if the job is not partitioned. Remembered
@@ -86,19 +98,24 @@ class DagsterRuns:
         if self._partitions is not None and time.monotonic() - self._partitions[0] < self.partitions_ttl:
             return self._partitions[1]
         keys = self._ask_partitions()
+        if keys is None:
+            return []  # not remembered: the next launch asks again
         self._partitions = (time.monotonic(), keys)
         return keys
 
-    def _ask_partitions(self) -> list[str]:
+    def _ask_partitions(self) -> list[str] | None:
+        """The partition keys, or None if the webserver answered with an error."""
         selector = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "pipelineName": JOB}
         try:
-            answer = self._query(PARTITIONS_QUERY, selector=selector)["pipelineOrError"]
+            body = self._query(PARTITIONS_QUERY, selector=selector)
         except LaunchRefused:
-            return []  # an unpartitioned job answers the partition query with an error
-        if answer["__typename"] != "Pipeline":
-            raise LaunchRefused(f"Dagster has no job {JOB} in code location {LOCATION}: {answer.get('message')}")
-        keys = answer.get("partitionKeysOrError") or {}
-        return list(keys.get("partitionKeys") or [])
+            return None
+        with self._reading():
+            answer = body["pipelineOrError"]
+            if answer["__typename"] != "Pipeline":
+                raise self._error(answer, f"Dagster has no job {JOB} in code location {LOCATION}: {answer.get('message')}")
+            keys = answer.get("partitionKeysOrError") or {}  # not PartitionKeys: the job is not partitioned
+            return [str(key) for key in keys.get("partitionKeys") or []]
 
     def launch_sync(self, home: str, tags: dict[str, str]) -> str:
         """Launch one sync run of `home` with `tags`; returns its run id."""
@@ -119,11 +136,31 @@ class DagsterRuns:
             "runConfigData": {},
             "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in all_tags.items()]},
         }
-        answer = self._query(LAUNCH_MUTATION, params=params)["launchRun"]
-        if answer["__typename"] == "LaunchRunSuccess":
-            return str(answer["run"]["runId"])
-        detail = answer.get("message") or "; ".join(e["message"] for e in answer.get("errors") or [])
-        raise LaunchRefused(f"Dagster refused to launch {JOB}: {answer['__typename']}: {detail}")
+        body = self._query(LAUNCH_MUTATION, params=params)
+        with self._reading():
+            answer = body["launchRun"]
+            if answer["__typename"] == "LaunchRunSuccess":
+                return str(answer["run"]["runId"])
+            detail = answer.get("message") or "; ".join(e["message"] for e in answer.get("errors") or [])
+            raise self._error(answer, f"Dagster refused to launch {JOB}: {answer['__typename']}: {detail}")
+
+    @staticmethod
+    def _error(answer: dict[str, Any], message: str) -> Exception:
+        """A GraphQL error answer: worth asking again while the code location loads, else refused."""
+        if answer.get("__typename") in LOADING:
+            return DagsterUnavailable(f"{message} (is the code location loading?)")
+        return LaunchRefused(message)
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """An answer of another shape (a proxy's page, another version's schema) is not one to
+        act on: ask again later rather than crash the watcher."""
+        try:
+            yield
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise DagsterUnavailable(
+                f"the Dagster webserver at {self.url} answered something unexpected ({type(exc).__name__}: {exc})"
+            ) from None
 
     def _query(self, query: str, **variables: Any) -> dict[str, Any]:
         request = urllib.request.Request(
@@ -138,8 +175,9 @@ class DagsterRuns:
             if exc.code >= 500:
                 raise DagsterUnavailable(f"the Dagster webserver at {self.url} answered HTTP {exc.code}") from None
             raise LaunchRefused(f"the Dagster webserver at {self.url} answered HTTP {exc.code}") from None
-        except (OSError, ValueError) as exc:
-            raise DagsterUnavailable(f"the Dagster webserver at {self.url} is unreachable: {exc}") from None
-        if body.get("errors"):
-            raise LaunchRefused("; ".join(str(e.get("message")) for e in body["errors"]))
-        return dict(body["data"])
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            raise DagsterUnavailable(f"the Dagster webserver at {self.url} is unreachable: {exc!r}") from None
+        with self._reading():
+            if body.get("errors"):
+                raise LaunchRefused("; ".join(str(e.get("message")) for e in body["errors"]))
+            return dict(body["data"])
