@@ -5,7 +5,11 @@ Dagster, so no sensor and no schedule can be what brought the change)."""
 from __future__ import annotations
 
 import copy
+import functools
+import http.server
+import json
 import logging
+import random
 import re
 import threading
 import time
@@ -21,23 +25,24 @@ from homeiq_pipeline import homeassistant as ha
 from homeiq_pipeline import storage
 from homeiq_pipeline.demo.server import FakeHomeAssistant
 from homeiq_pipeline.storage.schema import areas, config_entries, devices, entities
-from homeiq_pipeline.watch import SUBSCRIPTIONS, Watcher, WatchSettings, describe
+from homeiq_pipeline.watch import (
+    SUBSCRIPTIONS,
+    DagsterRuns,
+    DagsterUnavailable,
+    LaunchRefused,
+    Watcher,
+    WatchSettings,
+    describe,
+)
 from homeiq_pipeline.watch.direct import DirectSyncs
 from homeiq_pipeline.watch.loop import Refused, TryLater
 
 from .conftest import TOKEN
+from .e2e import conftest as e2e
 from .mirror_checks import all_rows, assert_mirror_equals_ha, live_rows
 
 DEBOUNCE = 0.3  # seconds; the default (2 s) is used by the burst test
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.05)
-    return value
+wait_for = functools.partial(e2e.wait_for, every=0.05)  # in-process servers answer at once
 
 
 class RecordingSyncs:
@@ -147,7 +152,8 @@ class NoSyncs(RecordingSyncs):
 
 
 def test_a_subscriber_answers_home_assistants_websocket_pings_and_stays_connected(db_url: str) -> None:
-    with FakeHomeAssistant(token=TOKEN, ping_interval=0.2) as server:
+    # A pong may be late on a busy machine: only the pings are frequent, not the patience.
+    with FakeHomeAssistant(token=TOKEN, ping_interval=0.2, ping_timeout=5) as server:
         syncs = NoSyncs(server, db_url)
         with watching(server, syncs, keepalive=0.5) as watcher:
             wait_for("the first sync", synced(syncs, 1))
@@ -304,7 +310,7 @@ def test_reconnect_attempts_back_off_exponentially_up_to_the_cap(tmp_path: Path,
     server.stop()  # nothing listens there now
     syncs = RecordingSyncs(server, f"sqlite:///{tmp_path / 'unused.db'}")
     watcher = Watcher(lambda: ha.HomeAssistantClient(url, TOKEN, timeout=2), syncs,
-                      WatchSettings(backoff_first=0.05, backoff_max=0.4))
+                      WatchSettings(backoff_first=0.05, backoff_max=0.4), rng=random.Random(1))
     thread = threading.Thread(target=watcher.run, daemon=True)
     thread.start()
     wait_for("eight attempts", lambda: caplog.text.count("connecting again in") >= 8)
@@ -312,7 +318,155 @@ def test_reconnect_attempts_back_off_exponentially_up_to_the_cap(tmp_path: Path,
     thread.join(timeout=10)
     delays = [float(line.rpartition("connecting again in ")[2].split()[0])
               for line in caplog.text.splitlines() if "connecting again in" in line]
+    # Jitter takes 0-50 % off each step (0.05, 0.1, 0.2, 0.4, 0.4, ...), whatever the draw:
     assert max(delays) <= 0.4  # capped
-    assert max(delays[4:]) > 2 * max(delays[:2])  # and growing
+    assert max(delays[:2]) <= 0.1 and min(delays[4:8]) >= 0.2  # and growing
     assert "watcher stopped" in caplog.text
     assert syncs.requests == []
+
+
+def test_the_backoff_jitter_stays_within_half_of_each_step() -> None:
+    watcher = Watcher(lambda: ha.HomeAssistantClient("http://127.0.0.1:1", TOKEN), NoSyncs.__new__(NoSyncs),
+                      WatchSettings(backoff_first=0.5, backoff_max=10.0), rng=random.Random(7))
+    for failures, step in [(1, 0.5), (2, 1.0), (3, 2.0), (5, 8.0), (6, 10.0), (30, 10.0)]:
+        delays = [watcher._backoff(failures) for _ in range(200)]
+        assert step / 2 <= min(delays) and max(delays) <= step
+        assert max(delays) - min(delays) > step / 4  # spread out, so many watchers do not knock in step
+
+
+# -- failures that are not Home Assistant's ------------------------------------------------------
+
+
+class Broken(RecordingSyncs):
+    """Fails the first `times` requests with an error nobody foresaw (a bug, say)."""
+
+    def __init__(self, server: FakeHomeAssistant, db_url: str, times: int) -> None:
+        super().__init__(server, db_url)
+        self.times = times
+
+    def waiting_sync(self, home: str) -> str | None:
+        if self.times:
+            self.times -= 1
+            raise RuntimeError("an unforeseen bug")
+        return None
+
+
+def test_an_unexpected_error_is_logged_and_the_watcher_connects_again(
+    fake_ha: FakeHomeAssistant, db_url: str, engine: sa.Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "homeiq_pipeline.watch")
+    syncs = Broken(fake_ha, db_url, times=2)
+    with watching(fake_ha, syncs, backoff_first=0.05, backoff_max=0.1) as watcher:
+        wait_for("the sync after the failures", synced(syncs, 1))
+    failures = [r.getMessage() for r in caplog.records if "watcher failed unexpectedly" in r.getMessage()]
+    assert len(failures) == 2 and "RuntimeError: an unforeseen bug" in failures[0]
+    assert all("\n" not in message and TOKEN not in message for message in failures)  # one line, no token
+    assert watcher.connections == 3  # connected again after each
+    assert syncs.reasons() == ["connected, reconnected, reconnected"]  # the owed sync was kept, not dropped
+    assert_mirror_equals_ha(engine, fake_ha.results)
+
+
+def test_a_database_error_in_direct_mode_is_retried_not_dropped(fake_ha: FakeHomeAssistant, tmp_path: Path) -> None:
+    direct = DirectSyncs(lambda: ha.HomeAssistantClient(fake_ha.url, TOKEN), f"sqlite:///{tmp_path}")  # a folder
+    with pytest.raises(TryLater, match="database error at sqlite:///"):
+        direct.launch_sync("home", {})
+
+
+# -- Dagster's answers -------------------------------------------------------------------------------
+
+
+class FakeGraphQL(http.server.ThreadingHTTPServer):
+    """Answers each POST with the next canned (status, raw body) and records the requests: for
+    answers a healthy Dagster never gives (the real one is in tests/test_watch_dagster.py)."""
+
+    def __init__(self, answers: list[tuple[int, bytes] | dict[str, Any]]) -> None:
+        self.answers = answers
+        self.requests: list[dict[str, Any]] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                server.requests.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                answer = server.answers.pop(0)
+                status, body = answer if isinstance(answer, tuple) else (200, json.dumps(answer).encode())
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body) + (100 if body == b"{trunc" else 0)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+@contextmanager
+def graphql_server(*answers: tuple[int, bytes] | dict[str, Any]) -> Iterator[FakeGraphQL]:
+    server = FakeGraphQL(list(answers))
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+RUNS_NONE = {"data": {"runsOrError": {"__typename": "Runs", "results": []}}}
+PARTITIONS = {"data": {"pipelineOrError": {"__typename": "Pipeline", "partitionKeysOrError": {"partitionKeys": ["home"]}}}}
+
+
+@pytest.mark.parametrize("answer", [
+    (200, b"{trunc"),  # the connection ends inside the body (http.client.IncompleteRead)
+    (200, b"[]"),
+    {"data": None},
+    {"data": {"runsOrError": None}},
+    {"data": {"runsOrError": {"results": []}}},
+    {"data": {"runsOrError": {"__typename": "Runs", "results": [{"status": "QUEUED"}]}}},
+], ids=["truncated", "a-list", "no-data", "null-answer", "no-typename", "no-run-id"])
+def test_an_answer_of_another_shape_is_asked_again_later(answer: tuple[int, bytes] | dict[str, Any]) -> None:
+    with graphql_server(answer) as server, pytest.raises(DagsterUnavailable, match="the Dagster webserver at http"):
+        DagsterRuns(server.url, timeout=5).waiting_sync("home")
+
+
+def test_a_run_launched_from_the_ui_counts_as_waiting() -> None:
+    # A run launched by hand in the UI carries dagster/partition but not homeiq/sync.
+    ui_run = {"data": {"runsOrError": {"__typename": "Runs", "results": [{"runId": "from-the-ui", "status": "QUEUED"}]}}}
+    with graphql_server(RUNS_NONE, ui_run) as server:
+        assert DagsterRuns(server.url).waiting_sync("cabin") == "from-the-ui"
+    assert [r["variables"]["filter"]["tags"] for r in server.requests] == [
+        [{"key": "homeiq/sync", "value": "cabin"}], [{"key": "dagster/partition", "value": "cabin"}]]
+
+
+def test_an_error_answer_about_partitions_is_not_remembered() -> None:
+    refused = {"errors": [{"message": "a passing error"}]}
+    with graphql_server(refused, PARTITIONS) as server:
+        runs = DagsterRuns(server.url)
+        assert runs.partitions() == []
+        assert runs.partitions() == ["home"]  # asked again, not the error's [] for a minute
+        assert len(server.requests) == 2
+
+
+@pytest.mark.parametrize("typename", ["PythonError", "PipelineNotFoundError"])
+def test_a_code_location_still_loading_means_asking_again_later(typename: str) -> None:
+    loading = {"__typename": typename, "message": "the code location is loading"}
+    launch_loading = {"data": {"launchRun": loading}}
+    with graphql_server({"data": {"pipelineOrError": loading}}, PARTITIONS, launch_loading,
+                        {"data": {"runsOrError": loading}}) as server:
+        runs = DagsterRuns(server.url)
+        with pytest.raises(DagsterUnavailable, match="the code location is loading"):
+            runs.launch_sync("home", {})  # the partitions
+        with pytest.raises(DagsterUnavailable, match="the code location is loading"):
+            runs.launch_sync("home", {})  # the launch itself
+        with pytest.raises(DagsterUnavailable, match="the code location is loading"):
+            runs.waiting_sync("home")
+    with graphql_server({"data": {"launchRun": {"__typename": "RunConfigValidationInvalid",
+                                                "errors": [{"message": "bad config"}]}}}) as server:
+        runs = DagsterRuns(server.url, partitions_ttl=60)
+        runs._partitions = (time.monotonic(), ["home"])
+        with pytest.raises(LaunchRefused, match="bad config"):  # retrying cannot fix this one
+            runs.launch_sync("home", {})

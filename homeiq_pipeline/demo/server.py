@@ -73,6 +73,7 @@ class FakeHomeAssistant:
         port: int = 0,
         ssl_context: ssl.SSLContext | None = None,
         ping_interval: float | None = 20,
+        ping_timeout: float | None = None,
     ) -> None:
         recording = load_recording() if results is None else {"results": results}
         self.results: dict[str, Any] = copy.deepcopy(recording["results"])
@@ -88,6 +89,7 @@ class FakeHomeAssistant:
         self._port = port
         self._ssl_context = ssl_context
         self._ping_interval = ping_interval  # websocket pings, as HA's aiohttp heartbeat sends them
+        self._ping_timeout = ping_interval if ping_timeout is None else ping_timeout  # for its pong
         # connection -> {subscription id: event type, or "config_entries/subscribe"}
         self._subscribers: dict[ServerConnection, dict[int, str]] = {}
         self.connections = 0  # authenticated sessions so far
@@ -106,7 +108,7 @@ class FakeHomeAssistant:
             compression=None,  # HA's aiohttp server does not compress either
             ssl=self._ssl_context,
             ping_interval=self._ping_interval,
-            ping_timeout=self._ping_interval,
+            ping_timeout=self._ping_timeout,
         )
         self._port = self._server.socket.getsockname()[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-ha", daemon=True)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import sqlalchemy as sa
+
 from .. import homeassistant as ha
 from .. import storage
 from .loop import Refused, TryLater
@@ -27,11 +29,14 @@ class DirectSyncs:
             raise TryLater(str(exc)) from None
         except ha.HomeAssistantError as exc:
             raise Refused(str(exc)) from None
-        engine = storage.open_database(self.db_url)
         try:
-            result = storage.sync_snapshot(engine, snapshot, instance=home)
+            engine = storage.open_database(self.db_url)
+            try:
+                result = storage.sync_snapshot(engine, snapshot, instance=home)
+            finally:
+                engine.dispose()
         except storage.StorageError as exc:
             raise Refused(f"{exc}; nothing was written") from None
-        finally:
-            engine.dispose()
+        except sa.exc.SQLAlchemyError as exc:  # locked, unreachable, out of space: the database may recover
+            raise TryLater(f"database error at {storage.safe_url(self.db_url)}: {getattr(exc, 'orig', None) or exc}") from None
         return f"direct-{result.run_id}"

@@ -94,6 +94,12 @@ class Watcher:
         if self._pending is not None:
             log.warning("stopping with changes not yet synced (%s); the next start syncs them", self._pending.reason())
         log.info("watcher stopped")
+            except Exception as exc:  # noqa: BLE001  (a bug or an answer nobody foresaw must not end live mode)
+                failures += 1  # even after a good connection: a lasting bug must not hammer HA
+                delay = self._backoff(failures)
+                log.error("watcher failed unexpectedly (%s: %s); connecting again in %.1f s",
+                          type(exc).__name__, exc, delay)
+                self.stop.wait(delay)
 
     def _backoff(self, failures: int) -> float:
         """Capped exponential backoff with jitter, so many watchers do not knock in step."""
