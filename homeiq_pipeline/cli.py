@@ -25,7 +25,7 @@ from .watch.dagster_runs import DEFAULT_DAGSTER_URL
 
 # Exit codes, so scripts can tell a transient failure from one that needs a person.
 EXIT_OK = 0
-EXIT_CONFIG = 2  # missing or invalid settings
+EXIT_CONFIG = 2  # missing or invalid settings, or HA's TLS certificate is not trusted (the CA bundle)
 EXIT_UNAVAILABLE = 3  # unreachable, timed out or still starting: try again later
 EXIT_AUTH = 4  # the token was rejected
 EXIT_HA_ERROR = 5  # HA answered something we cannot use
@@ -370,6 +370,8 @@ def _sync_from(
     try:
         with client:
             snapshot = ha.fetch_snapshot(client)
+    except ha.CertificateNotTrusted as exc:  # retrying cannot help: a setting (the CA bundle) must change
+        return _fail(EXIT_CONFIG, f"{exc}. Nothing was written.")
     except (ha.CannotConnect, ha.RequestTimeout, ha.HomeAssistantStarting) as exc:
         return _fail(EXIT_UNAVAILABLE, f"{exc}. Nothing was written.")
     except ha.AuthenticationFailed as exc:

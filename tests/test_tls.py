@@ -82,7 +82,9 @@ def test_without_the_ca_the_certificate_is_refused_by_default(https_ha: FakeHome
     with pytest.raises(ha.CannotConnect, match=NOT_VERIFIED) as raised:
         fetch(https_ha.url)
     assert TOKEN not in str(raised.value)
-    assert https_ha.commands_seen == []  # the token was never sent
+    assert isinstance(raised.value, ha.CertificateNotTrusted)
+    # Every auth message counts as one or the other: none arrived, so the token was never sent.
+    assert https_ha.connections == 0 and https_ha.auth_failures == 0
 
 
 def test_another_ca_is_refused(https_ha: FakeHomeAssistant, tmp_path: Path) -> None:
@@ -154,7 +156,7 @@ def test_the_cli_verifies_with_ca_bundle_flag_and_env(
 
 def test_the_cli_without_the_ca_fails_clearly_and_writes_nothing(https_ha: FakeHomeAssistant, run_cli, sqlite_url: str) -> None:
     code, out, err = run_cli("sync", "--ha-url", https_ha.url)
-    assert code == cli.EXIT_UNAVAILABLE
+    assert code == cli.EXIT_CONFIG  # a setting (the CA bundle) must change: trying again later cannot help
     assert "TLS handshake with Home Assistant failed" in err and "CERTIFICATE_VERIFY_FAILED" in err
     assert TOKEN not in out + err
     assert _synced_rows(sqlite_url) == 0
@@ -240,3 +242,30 @@ def test_the_reconnect_sensor_verifies_tls(https_ha: FakeHomeAssistant, ca_bundl
         assert not refused.run_requests
         assert "TLS handshake with Home Assistant failed" in (refused.skip_message or ""), refused.skip_message
         assert len(tick(verify_tls=False).run_requests or []) == 1
+
+
+# -- live mode ------------------------------------------------------------------------------------
+
+
+def test_the_watcher_stops_at_once_on_an_untrusted_certificate(https_ha: FakeHomeAssistant, tmp_path: Path) -> None:
+    """As its own process: exit code 2, the reason, one attempt, and the token never sent."""
+    env = {**os.environ, "HA_URL": https_ha.url, "HA_TOKEN": TOKEN, "HOMEIQ_DB_URL": f"sqlite:///{tmp_path / 'm.db'}"}
+    for name in ("HA_CA_BUNDLE", "HA_VERIFY_TLS", "HOMEIQ_HOMES_FILE"):
+        env.pop(name, None)
+    done = subprocess.run([sys.executable, "-m", "homeiq_pipeline.cli", "watch", "--direct"], env=env,
+                          check=False, capture_output=True, text=True, timeout=60)
+    assert done.returncode == cli.EXIT_CONFIG, done.stderr
+    assert "CERTIFICATE_VERIFY_FAILED" in done.stderr and "stopping the watcher, not retrying" in done.stderr
+    assert "fix the CA bundle" in done.stderr
+    assert done.stderr.count("TLS handshake with Home Assistant failed") == 2  # the log line and the summary: one attempt
+    assert TOKEN not in done.stdout + done.stderr
+    assert https_ha.connections == 0 and https_ha.auth_failures == 0
+
+
+def test_a_direct_sync_does_not_retry_an_untrusted_certificate(https_ha: FakeHomeAssistant, sqlite_url: str) -> None:
+    from homeiq_pipeline.watch.direct import DirectSyncs
+
+    direct = DirectSyncs(lambda: ha.HomeAssistantClient(https_ha.url, TOKEN, timeout=10), sqlite_url)
+    with pytest.raises(ha.CertificateNotTrusted):  # not TryLater: the watcher stops on it
+        direct.launch_sync("home", {})
+    assert _synced_rows(sqlite_url) == 0

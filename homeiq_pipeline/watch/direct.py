@@ -25,6 +25,8 @@ class DirectSyncs:
         try:
             with self.connect() as client:
                 snapshot = ha.fetch_snapshot(client)
+        except ha.CertificateNotTrusted:
+            raise  # retrying cannot fix it: the watcher stops
         except (ha.CannotConnect, ha.RequestTimeout, ha.HomeAssistantStarting) as exc:
             raise TryLater(str(exc)) from None
         except ha.HomeAssistantError as exc:

@@ -2,8 +2,9 @@
 
 Every (re)connection owes one sync (changes made while nobody listened are caught up), sent once
 HA is RUNNING. Announced changes are collected until HA has been quiet for `debounce` seconds,
-then one sync is requested for all of them. Only a person can fix a rejected token, so that
-stops the watcher at once (HA bans addresses after repeated failed logins).
+then one sync is requested for all of them. Only a person can fix a rejected token or an
+untrusted TLS certificate, so those stop the watcher at once (HA bans addresses after repeated
+failed logins). Anything else unforeseen is logged and the watcher connects again, with backoff.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Protocol
 
 from ..homeassistant import (
     AuthenticationFailed,
+    CertificateNotTrusted,
     HomeAssistantClient,
     HomeAssistantError,
 )
@@ -77,13 +79,14 @@ class Watcher:
         self.connections = 0  # sessions that got as far as subscribing
 
     def run(self) -> None:
-        """Watch until `stop` is set. Raises `AuthenticationFailed` if HA rejects the token."""
+        """Watch until `stop` is set. Raises `AuthenticationFailed` if HA rejects the token, and
+        `CertificateNotTrusted` if its TLS certificate fails verification."""
         failures = 0
         while not self.stop.is_set():
             before = self.connections
             try:
                 self._session("reconnected" if self.connections else "connected")
-            except AuthenticationFailed as exc:
+            except (AuthenticationFailed, CertificateNotTrusted) as exc:
                 log.error("%s: stopping the watcher, not retrying", exc)
                 raise
             except HomeAssistantError as exc:
@@ -91,15 +94,15 @@ class Watcher:
                 delay = self._backoff(failures)
                 log.warning("lost Home Assistant (%s); connecting again in %.1f s", exc, delay)
                 self.stop.wait(delay)
-        if self._pending is not None:
-            log.warning("stopping with changes not yet synced (%s); the next start syncs them", self._pending.reason())
-        log.info("watcher stopped")
             except Exception as exc:  # noqa: BLE001  (a bug or an answer nobody foresaw must not end live mode)
                 failures += 1  # even after a good connection: a lasting bug must not hammer HA
                 delay = self._backoff(failures)
                 log.error("watcher failed unexpectedly (%s: %s); connecting again in %.1f s",
                           type(exc).__name__, exc, delay)
                 self.stop.wait(delay)
+        if self._pending is not None:
+            log.warning("stopping with changes not yet synced (%s); the next start syncs them", self._pending.reason())
+        log.info("watcher stopped")
 
     def _backoff(self, failures: int) -> float:
         """Capped exponential backoff with jitter, so many watchers do not knock in step."""
