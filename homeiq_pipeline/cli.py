@@ -12,16 +12,19 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Self
 
 import sqlalchemy as sa
 
 from . import homeassistant as ha
 from . import launcher, settings, storage
+from .homes import DEFAULT_TOKEN_ENV, Home, HomesFileError
 from .storage.queries import recent_sync_runs, row_counts
 from .watch import DagsterRuns, Watcher, WatchSettings
 from .watch.dagster_runs import DEFAULT_DAGSTER_URL
+from .watch.loop import SyncRequester
 
 # Exit codes, so scripts can tell a transient failure from one that needs a person.
 EXIT_OK = 0
@@ -31,8 +34,9 @@ EXIT_AUTH = 4  # the token was rejected
 EXIT_HA_ERROR = 5  # HA answered something we cannot use
 EXIT_REFUSED = 6  # the data-loss guard refused the snapshot, or it could not be stored
 EXIT_DATABASE = 7  # the database could not be opened or written
-# `watch` ends with EXIT_OK when stopped (SIGTERM, Ctrl-C), EXIT_CONFIG, or EXIT_AUTH when HA
-# rejects the token (it then stops at once rather than feed HA's IP ban).
+# `watch` ends with EXIT_OK when stopped (SIGTERM, Ctrl-C), EXIT_CONFIG (also when HA's TLS
+# certificate is not trusted), or EXIT_AUTH when HA rejects the token (it then stops at once
+# rather than feed HA's IP ban).
 
 log = logging.getLogger("homeiq_pipeline")
 
@@ -83,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_connection_options(watch)
     watch.add_argument("--home", default=None,
                        help="the home (Dagster partition) to sync; its HA_URL comes from homes.yaml if there is one "
-                       "(default: HOMEIQ_INSTANCE, else home)")
+                       "(default: every home of homes.yaml, else HOMEIQ_INSTANCE, else home)")
     watch.add_argument("--debounce", type=float, default=float(os.environ.get("HA_WATCH_DEBOUNCE_SECONDS") or 2),
                        help="seconds of quiet after the last change before syncing (env HA_WATCH_DEBOUNCE_SECONDS; default 2)")
     watch.add_argument("--dagster-url", default=os.environ.get("HOMEIQ_DAGSTER_URL") or DEFAULT_DAGSTER_URL,
@@ -91,8 +95,9 @@ def _parser() -> argparse.ArgumentParser:
     watch.add_argument("--direct", action="store_true",
                        help="sync in this process into --db-url instead of through Dagster")
     watch.add_argument("--hold-on-auth-failure", action="store_true",
-                       help="after a rejected token, wait for SIGTERM instead of exiting (exit code 4 then), so a "
-                       "process manager that restarts whatever exits cannot make it log in again and again")
+                       help="after a rejected token or an untrusted TLS certificate, wait for SIGTERM instead of "
+                       "exiting (exit code 4 or 2 then), so a process manager that restarts whatever exits cannot "
+                       "make it log in again and again")
 
     demo_change = commands.add_parser(
         "demo-change", help="change the DEMO Home Assistant's registries, to see live mode at work"
@@ -144,18 +149,11 @@ def _fail(code: int, message: str) -> int:
 def _sync(args: argparse.Namespace) -> int:
     if args.demo:
         return _demo_sync(args)
-    token = os.environ.get("HA_TOKEN")
-    if not args.ha_url or not token:
-        missing = " and ".join(n for n, v in (("HA_URL", args.ha_url), ("HA_TOKEN", token)) if not v)
-        return _fail(EXIT_CONFIG, f"{missing} not set: export HA_URL=http://your-ha:8123 and HA_TOKEN=<a long-lived access token>")
     try:
-        client = ha.HomeAssistantClient(
-            args.ha_url, token, timeout=args.timeout, verify_tls=not args.insecure,
-            ca_bundle=args.ca_bundle, max_frame_size=int(args.max_frame_mb * 2**20),
-        )
-    except ValueError as exc:
+        connect = _connector(args, _the_home(args, args.instance))
+    except _ConfigError as exc:
         return _fail(EXIT_CONFIG, str(exc))
-    return _sync_from(client, args.db_url, args.instance, force=args.force, max_removed_share=args.max_removed_share)
+    return _sync_from(connect(), args.db_url, args.instance, force=args.force, max_removed_share=args.max_removed_share)
 
 
 def _demo_sync(args: argparse.Namespace) -> int:
@@ -173,22 +171,14 @@ def _demo_sync(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     if not args.demo:
-        missing = [name for name in ("HA_URL", "HA_TOKEN") if not os.environ.get(name)]
-        if missing:
-            return _fail(
-                EXIT_CONFIG,
-                f"{' and '.join(missing)} not set: export HA_URL=http://your-ha:8123 and HA_TOKEN=<a long-lived "
-                "access token>, or try the labelled demo with `homeiq-pipeline run --demo` (make demo)",
-            )
+        try:  # every home's settings, checked before Dagster starts
+            connections = _connections(args)
+        except _ConfigError as exc:
+            hint = "" if settings.homes_file() else ", or try the labelled demo with `homeiq-pipeline run --demo` (make demo)"
+            return _fail(EXIT_CONFIG, f"{exc}{hint}")
         if not args.watch:
             return launcher.run_dagster({}, args.host, args.port)
-        with ExitStack() as watchers:
-            try:  # one watcher per home (each its own websocket)
-                names = [home.name for home in settings.homes()] if settings.homes_file() else [settings.instance()]
-                for name in names:
-                    watchers.enter_context(_watching(_home_client_factory(args, name), name, args))
-            except (_ConfigError, ValueError) as exc:
-                return _fail(EXIT_CONFIG, str(exc))
+        with _WatcherThreads(_watchers(connections, lambda _: DagsterRuns(_local_dagster_url(args)))):
             return launcher.run_dagster({}, args.host, args.port)
     from .demo.server import DEMO_LOCATION_NAME, DEMO_TOKEN, demo_home_assistant
 
@@ -202,34 +192,119 @@ def _run(args: argparse.Namespace) -> int:
         print(f"DEMO Home Assistant at {server.url}: {DEMO_LOCATION_NAME}", flush=True)
         print(f"Live mode: try `homeiq-pipeline demo-change --ha-url {server.url} rename-device 'Renamed lamp'`",
               flush=True)
-        with _watching(lambda: ha.HomeAssistantClient(server.url, DEMO_TOKEN), env["HOMEIQ_INSTANCE"], args):
+        connections = {env["HOMEIQ_INSTANCE"]: lambda: ha.HomeAssistantClient(server.url, DEMO_TOKEN)}
+        with _WatcherThreads(_watchers(connections, lambda _: DagsterRuns(_local_dagster_url(args)))):
             return launcher.run_dagster(env, args.host, args.port)
     finally:
         server.stop()
 
 
-@contextmanager
-def _watching(connect: Callable[[], ha.HomeAssistantClient], home: str, args: argparse.Namespace) -> Iterator[None]:
-    """The watcher in a thread of this process, requesting syncs from the Dagster started next to it
-    (until that answers, its requests are retried)."""
-    _log_watcher()
-    stop = threading.Event()
-    host = "127.0.0.1" if args.host in ("0.0.0.0", "") else args.host
-    watcher = Watcher(connect, DagsterRuns(f"http://{host}:{args.port}"), WatchSettings(home=home), stop)
+def _local_dagster_url(args: argparse.Namespace) -> str:
+    """The Dagster webserver this process starts, as a client reaches it: a wildcard address
+    (0.0.0.0, ::) is not one to connect to, so its loopback is."""
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(args.host, args.host)
+    return f"http://[{host}]:{args.port}" if ":" in host else f"http://{host}:{args.port}"
 
-    def watch() -> None:
+
+class _ConfigError(Exception):
+    """Settings missing or invalid (exit code 2)."""
+
+
+def _the_home(args: argparse.Namespace, name: str) -> Home:
+    """The one home of HA_URL (or --ha-url), HA_TOKEN and the connection options."""
+    return Home(name, getattr(args, "ha_url", None) or os.environ.get("HA_URL") or None, DEFAULT_TOKEN_ENV,
+                not getattr(args, "insecure", not settings.ha_verify_tls()),
+                getattr(args, "ca_bundle", settings.ha_ca_bundle()))
+
+
+def _homes(args: argparse.Namespace, only: str | None = None) -> list[Home]:
+    """Every home of homes.yaml (or only the one named `only`) if there is one, else the one of
+    HA_URL/HA_TOKEN named `only` or HOMEIQ_INSTANCE. Raises _ConfigError naming what is wrong."""
+    path = settings.homes_file()
+    if path is None:
+        return [_the_home(args, only or settings.instance())]
+    try:
+        homes = settings.homes()
+    except HomesFileError as exc:
+        raise _ConfigError(str(exc)) from None
+    if only is None:
+        return homes
+    if only not in (names := [home.name for home in homes]):
+        raise _ConfigError(f"{path} has no home {only!r} (it has {', '.join(names)}); pass --home")
+    return [home for home in homes if home.name == only]
+
+
+def _connector(args: argparse.Namespace, home: Home, homes_file: Path | None = None) -> Callable[[], ha.HomeAssistantClient]:
+    """New connections to `home`'s Home Assistant (from `homes_file`, if given). Raises
+    _ConfigError naming a missing variable (never its value) or an invalid URL."""
+    token = os.environ.get(home.token_env)
+    if not home.url or not token:
+        missing = " and ".join(n for n, v in (("HA_URL", home.url), (home.token_env, token)) if not v)
+        if homes_file is None:
+            raise _ConfigError(f"{missing} not set: export HA_URL=http://your-ha:8123 and "
+                               f"{home.token_env}=<a long-lived access token>")
+        raise _ConfigError(f"{missing} not set: export it with the access token of home {home.name!r} "
+                           f"({homes_file} names it as its token_env)")
+    timeout = getattr(args, "timeout", settings.ha_timeout())
+    max_frame = int(getattr(args, "max_frame_mb", settings.ha_max_frame_mb()) * 2**20)
+
+    def connect() -> ha.HomeAssistantClient:
+        return ha.HomeAssistantClient(home.url or "", token, timeout=timeout, verify_tls=home.verify_tls,
+                                      ca_bundle=home.ca_bundle, max_frame_size=max_frame)
+
+    try:
+        connect()  # the URL is checked here, once (no connection is made yet)
+    except ValueError as exc:
+        raise _ConfigError(str(exc)) from None
+    return connect
+
+
+def _connections(args: argparse.Namespace, only: str | None = None) -> dict[str, Callable[[], ha.HomeAssistantClient]]:
+    """How to connect to each home to sync or watch, by name (see _homes); raises _ConfigError."""
+    return {home.name: _connector(args, home, settings.homes_file()) for home in _homes(args, only)}
+
+
+def _watchers(
+    connections: dict[str, Callable[[], ha.HomeAssistantClient]],
+    runs_for: Callable[[Callable[[], ha.HomeAssistantClient]], SyncRequester],
+    debounce: float = WatchSettings.debounce,
+) -> list[Watcher]:
+    """One watcher per home (each its own websocket), all stopped by one flag."""
+    stop = threading.Event()
+    return [Watcher(connect, runs_for(connect), WatchSettings(home=home, debounce=debounce), stop)
+            for home, connect in connections.items()]
+
+
+class _WatcherThreads:
+    """The watchers in threads of this process, stopped and joined on exit. A watcher stopped by
+    a rejected token or an untrusted certificate ends its thread (it logs why): `stopped_by`."""
+
+    def __init__(self, watchers: list[Watcher]) -> None:
+        _log_watcher()
+        self.watchers = watchers
+        self.stopped_by: dict[str, ha.HomeAssistantError] = {}
+        self._threads = [threading.Thread(target=self._run, args=(w,), name=f"homeiq-watch-{w.settings.home}",
+                                          daemon=True) for w in watchers]
+
+    def _run(self, watcher: Watcher) -> None:
         try:
             watcher.run()
-        except ha.AuthenticationFailed:
-            pass  # logged by the watcher; Dagster's sensor reports it too
+        except (ha.AuthenticationFailed, ha.CertificateNotTrusted) as exc:
+            self.stopped_by[watcher.settings.home] = exc  # logged by the watcher; the sensor reports it too
 
-    thread = threading.Thread(target=watch, name="homeiq-watch", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=10)
+    def alive(self) -> bool:
+        return any(thread.is_alive() for thread in self._threads)
+
+    def __enter__(self) -> Self:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for watcher in self.watchers:
+            watcher.stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
 
 
 def _log_watcher() -> None:
@@ -243,73 +318,40 @@ def _log_watcher() -> None:
         logger.propagate = False
 
 
-def _home_client_factory(args: argparse.Namespace, home: str) -> Callable[[], ha.HomeAssistantClient]:
-    """Connections to `home`'s Home Assistant: from homes.yaml if there is one, else HA_URL/HA_TOKEN
-    and the connection options. Raises _ConfigError naming what is missing."""
-    url, token_env = getattr(args, "ha_url", None) or os.environ.get("HA_URL"), "HA_TOKEN"
-    verify_tls = not getattr(args, "insecure", not settings.ha_verify_tls())
-    ca_bundle = getattr(args, "ca_bundle", settings.ha_ca_bundle())
-    if settings.homes_file() is not None:
-        try:
-            homes = {h.name: h for h in settings.homes()}
-        except ValueError as exc:
-            raise _ConfigError(str(exc)) from None
-        if home not in homes:
-            raise _ConfigError(f"{settings.homes_file()} has no home {home!r} (it has {', '.join(homes)}); pass --home")
-        url, token_env, verify_tls, ca_bundle = (homes[home].url, homes[home].token_env,
-                                                 homes[home].verify_tls, homes[home].ca_bundle)
-    token = os.environ.get(token_env)
-    if not url or not token:
-        missing = " and ".join(n for n, v in (("HA_URL", url), (token_env, token)) if not v)
-        raise _ConfigError(f"{missing} not set: export HA_URL=http://your-ha:8123 and {token_env}=<a long-lived access token>")
-    timeout = getattr(args, "timeout", settings.ha_timeout())
-    max_frame = int(getattr(args, "max_frame_mb", settings.ha_max_frame_mb()) * 2**20)
-
-    def connect() -> ha.HomeAssistantClient:
-        return ha.HomeAssistantClient(url, token, timeout=timeout, verify_tls=verify_tls,
-                                      ca_bundle=ca_bundle, max_frame_size=max_frame)
-
-    try:
-        connect()  # the URL is checked here, once
-    except ValueError as exc:
-        raise _ConfigError(str(exc)) from None
-    return connect
-
-
-class _ConfigError(Exception):
-    """Settings missing or invalid (exit code 2)."""
-
-
 def _watch(args: argparse.Namespace) -> int:
-    home = args.home or settings.instance()
     try:
-        connect = _home_client_factory(args, home)
+        connections = _connections(args, args.home)
     except _ConfigError as exc:
         return _fail(EXIT_CONFIG, str(exc))
     if args.debounce < 0:
         return _fail(EXIT_CONFIG, f"--debounce must be 0 or more seconds, not {args.debounce:g}")
-    _log_watcher()
-    if args.direct:
-        from .watch.direct import DirectSyncs
 
-        runs: DirectSyncs | DagsterRuns = DirectSyncs(connect, args.db_url)
-    else:
-        runs = DagsterRuns(args.dagster_url)
-    stop = threading.Event()
+    def runs_for(connect: Callable[[], ha.HomeAssistantClient]) -> SyncRequester:
+        if args.direct:
+            from .watch.direct import DirectSyncs
+
+            return DirectSyncs(connect, args.db_url)
+        return DagsterRuns(args.dagster_url)
+
+    watchers = _watchers(connections, runs_for, args.debounce)
+    stop = watchers[0].stop
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    watcher = Watcher(connect, runs, WatchSettings(home=home, debounce=args.debounce), stop)
     target = f"directly into {storage.safe_url(args.db_url)}" if args.direct else f"through Dagster at {args.dagster_url}"
-    logging.getLogger("homeiq_pipeline.watch").info(
-        "watching home %r, syncing %s after %g s of quiet", home, target, args.debounce)
-    try:
-        watcher.run()
-    except ha.AuthenticationFailed as exc:
-        _fail(EXIT_AUTH, f"{exc}. The watcher stopped: fix the token, then start it again.")
-        if args.hold_on_auth_failure:
-            stop.wait()  # not trying again: only a person can fix the token
-        return EXIT_AUTH
-    return EXIT_OK
+    with _WatcherThreads(watchers) as threads:
+        for home in connections:
+            logging.getLogger("homeiq_pipeline.watch").info("watching home %r, syncing %s after %g s of quiet", home, target, args.debounce)
+        while threads.alive() and not stop.wait(1):  # until stopped, or every watcher stopped itself
+            pass
+        codes = [EXIT_OK]
+        for home, exc in threads.stopped_by.items():
+            rejected = isinstance(exc, ha.AuthenticationFailed)
+            fix = "the token" if rejected else "the CA bundle (HA_CA_BUNDLE, ca_bundle)"
+            codes.append(_fail(EXIT_AUTH if rejected else EXIT_CONFIG,
+                               f"home {home!r}: {exc}. The watcher stopped: fix {fix}, then start it again."))
+        if threads.stopped_by and args.hold_on_auth_failure:
+            stop.wait()  # not trying again: only a person can fix it
+    return EXIT_AUTH if EXIT_AUTH in codes else max(codes)
 
 
 # demo-change: HA's own websocket commands, sent to the demo server (which implements them).

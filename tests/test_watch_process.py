@@ -4,36 +4,32 @@ the next one's first connection syncs what changed meanwhile."""
 
 from __future__ import annotations
 
+import argparse
+import functools
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+import urllib.parse
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
 
 import pytest
 import yaml
 
-from homeiq_pipeline import storage
+from homeiq_pipeline import cli, launcher, storage
 from homeiq_pipeline.demo.server import FakeHomeAssistant
 from homeiq_pipeline.storage.schema import areas, devices
 
 from .conftest import TOKEN
-from .mirror_checks import live_rows
+from .e2e import conftest as e2e
+from .mirror_checks import assert_mirror_equals_ha, live_rows
 
 EXIT_AUTH = 4
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.1)
-    return value
+wait_for = functools.partial(e2e.wait_for, timeout=60, every=0.1)
 
 
 @contextmanager
@@ -126,8 +122,6 @@ def test_the_compose_file_runs_the_watcher_as_a_service_of_its_own() -> None:
 def test_missing_or_invalid_settings_stop_the_watcher_with_exit_code_2(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    from homeiq_pipeline import cli
-
     monkeypatch.delenv("HOMEIQ_HOMES_FILE", raising=False)
     monkeypatch.setenv("HA_TOKEN", "a-token-never-shown")
     assert cli.main(["watch", "--ha-url", "homeassistant.local"]) == 2
@@ -142,3 +136,99 @@ def test_missing_or_invalid_settings_stop_the_watcher_with_exit_code_2(
     assert cli.main(["watch", "--home", "home"]) == 2
     error = capsys.readouterr().err
     assert "has no home 'home' (it has cabin); pass --home" in error and "a-token-never-shown" not in error
+
+
+# -- many homes ----------------------------------------------------------------------------------
+
+CABIN_TOKEN = "the-cabins-token-never-shown"
+
+
+@pytest.fixture
+def two_homes(fake_ha: FakeHomeAssistant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNamespace]:
+    """A homes.yaml with `home` (fake_ha) and `cabin` (a server of its own, another token variable),
+    set as HOMEIQ_HOMES_FILE, with neither HA_URL nor HA_TOKEN set: the README's recipe."""
+    with FakeHomeAssistant(token=CABIN_TOKEN) as cabin:
+        with cabin.lock:  # a smaller home, to tell the homes' rows apart
+            cabin.results["config/device_registry/list"] = cabin.results["config/device_registry/list"][:3]
+        path = tmp_path / "homes.yaml"
+        path.write_text(yaml.safe_dump({"homes": [
+            {"name": "home", "url": fake_ha.url, "token_env": "TEST_TOKEN_HOME"},
+            {"name": "cabin", "url": cabin.url, "token_env": "TEST_TOKEN_CABIN"},
+        ]}))
+        for name in ("HA_URL", "HA_TOKEN"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HOMEIQ_HOMES_FILE", str(path))
+        monkeypatch.setenv("TEST_TOKEN_HOME", TOKEN)
+        monkeypatch.setenv("TEST_TOKEN_CABIN", CABIN_TOKEN)
+        yield SimpleNamespace(path=path, cabin=cabin)
+
+
+def test_run_with_a_homes_file_needs_no_ha_url_and_names_a_missing_token_variable(
+    two_homes: SimpleNamespace, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    started: list[int] = []
+    monkeypatch.setattr(launcher, "run_dagster", lambda env, host, port: started.append(port) or 0)
+    assert cli.main(["run", "--port", "3999"]) == cli.EXIT_OK
+    assert started == [3999]  # no HA_URL, no HA_TOKEN, and Dagster was started
+
+    monkeypatch.delenv("TEST_TOKEN_CABIN")
+    for command in (["run"], ["run", "--watch"], ["watch"]):
+        assert cli.main(command) == cli.EXIT_CONFIG
+        error = capsys.readouterr().err
+        assert "TEST_TOKEN_CABIN not set" in error and "'cabin'" in error, error
+        assert TOKEN not in error and "HA_URL" not in error
+    assert started == [3999]
+
+    two_homes.path.write_text("homes:\n  - name: home\n    url: http://127.0.0.1:1\n    token_env: pasted token here\n")
+    assert cli.main(["run"]) == cli.EXIT_CONFIG
+    error = capsys.readouterr().err
+    assert "token_env must name an environment variable" in error and "pasted token here" not in error
+
+
+def test_run_watch_with_a_homes_file_watches_every_home(
+    two_homes: SimpleNamespace, fake_ha: FakeHomeAssistant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cabin: FakeHomeAssistant = two_homes.cabin
+
+    def dagster(env: dict[str, str], host: str, port: int) -> int:
+        # Standing in for the webserver: returns once a watcher holds each home's websocket.
+        wait_for("a watcher on each home", lambda: fake_ha.connections >= 1 and cabin.connections >= 1, timeout=30)
+        return 0
+
+    monkeypatch.setattr(launcher, "run_dagster", dagster)
+    assert cli.main(["run", "--watch", "--port", str(e2e.free_port())]) == cli.EXIT_OK
+    assert fake_ha.auth_failures == cabin.auth_failures == 0  # each with its own token
+
+
+def test_watch_with_a_homes_file_and_no_home_watches_every_home(
+    two_homes: SimpleNamespace, fake_ha: FakeHomeAssistant, tmp_path: Path
+) -> None:
+    db_url, log = f"sqlite:///{tmp_path / 'mirror.db'}", tmp_path / "watch.log"
+    env = {**os.environ, "HOMEIQ_DB_URL": db_url, "HA_WATCH_DEBOUNCE_SECONDS": "0.3"}
+    with log.open("ab") as out:
+        process = subprocess.Popen([sys.executable, "-m", "homeiq_pipeline.cli", "watch", "--direct"],
+                                   env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for("a sync of each home", lambda: lines(log, "requested sync run") == 2)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    output = log.read_text()
+    assert lines(log, "of home 'home': connected") == 1 and lines(log, "of home 'cabin': connected") == 1
+    assert TOKEN not in output and CABIN_TOKEN not in output
+    engine = storage.open_database(db_url)
+    try:
+        assert_mirror_equals_ha(engine, fake_ha.results, instance="home")
+        assert_mirror_equals_ha(engine, two_homes.cabin.results, instance="cabin")  # each home its own rows
+    finally:
+        engine.dispose()
+
+
+def test_the_watcher_under_run_reaches_a_webserver_listening_on_every_address() -> None:
+    for host, hostname in [("0.0.0.0", "127.0.0.1"), ("", "127.0.0.1"), ("::", "::1"), ("::1", "::1"),
+                           ("127.0.0.1", "127.0.0.1"), ("localhost", "localhost")]:
+        url = urllib.parse.urlsplit(cli._local_dagster_url(argparse.Namespace(host=host, port=3000)))
+        assert (url.hostname, url.port) == (hostname, 3000), host

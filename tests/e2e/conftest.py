@@ -141,15 +141,24 @@ query Asset($key: AssetKeyInput!) {
 
 
 @contextmanager
-def launched(tmp: Path, ha_url: str, token: str, extra_env: dict[str, str] | None = None) -> Iterator[tuple[str, Path]]:
+def launched(tmp: Path, ha_url: str | None = None, token: str | None = None,
+             extra_env: dict[str, str] | None = None) -> Iterator[tuple[str, Path]]:
     """`homeiq-pipeline run` (webserver + daemon) syncing the HA at `ha_url`: (UI URL, its log).
     `extra_env` overrides the defaults (e.g. HOMEIQ_DB_URL; a dagster.yaml placed in
-    DAGSTER_HOME beforehand is kept)."""
+    DAGSTER_HOME beforehand is kept). With HOMEIQ_HOMES_FILE in it, HA_URL and HA_TOKEN are not
+    set at all, as the README's recipe for many homes has it."""
     port = free_port()
+    inherited = dict(os.environ)
+    if "HOMEIQ_HOMES_FILE" in (extra_env or {}):
+        assert ha_url is None and token is None, "the homes file names each home's URL and token variable"
+        inherited.pop("HA_URL", None)
+        inherited.pop("HA_TOKEN", None)
+    else:
+        assert ha_url is not None and token is not None
+        inherited.pop("HOMEIQ_HOMES_FILE", None)
+        inherited.update(HA_URL=ha_url, HA_TOKEN=token)
     env = {
-        **os.environ,
-        "HA_URL": ha_url,
-        "HA_TOKEN": token,
+        **inherited,
         "HOMEIQ_DB_URL": f"sqlite:///{tmp / 'mirror.db'}",
         "DAGSTER_HOME": str(tmp / "dagster"),
         "HA_SENSOR_INTERVAL_SECONDS": str(SENSOR_INTERVAL),

@@ -47,7 +47,7 @@ def homes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]
     env = {"HOMEIQ_HOMES_FILE": str(path), **{f"TEST_TOKEN_{name.upper()}": token for name, token in TOKENS.items()},
            "TEST_TOKEN_FLAT": "a-revoked-token-000"}
     try:
-        with launched(tmp, "http://unused.invalid", "unused", extra_env=env) as (url, log):
+        with launched(tmp, extra_env=env) as (url, log):
             yield SimpleNamespace(url=url, log=log, servers=servers, db_url=f"sqlite:///{tmp / 'mirror.db'}")
     finally:
         for server in servers.values():
