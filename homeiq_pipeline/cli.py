@@ -98,6 +98,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="after a rejected token or an untrusted TLS certificate, wait for SIGTERM instead of "
                        "exiting (exit code 4 or 2 then), so a process manager that restarts whatever exits cannot "
                        "make it log in again and again")
+    watch.add_argument("--heartbeat-file", default=None,
+                       help="touch this file every second while every home is watched (a container health check "
+                       "reads its age: a watcher held after a rejected token stops touching it)")
 
     demo_change = commands.add_parser(
         "demo-change", help="change the DEMO Home Assistant's registries, to see live mode at work"
@@ -338,11 +341,14 @@ def _watch(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     target = f"directly into {storage.safe_url(args.db_url)}" if args.direct else f"through Dagster at {args.dagster_url}"
+    if args.heartbeat_file:
+        Path(args.heartbeat_file).touch()  # from the start: a watcher held at once must go stale too
     with _WatcherThreads(watchers) as threads:
         for home in connections:
             logging.getLogger("homeiq_pipeline.watch").info("watching home %r, syncing %s after %g s of quiet", home, target, args.debounce)
         while threads.alive() and not stop.wait(1):  # until stopped, or every watcher stopped itself
-            pass
+            if args.heartbeat_file and not threads.stopped_by:
+                Path(args.heartbeat_file).touch()
         codes = [EXIT_OK]
         for home, exc in threads.stopped_by.items():
             rejected = isinstance(exc, ha.AuthenticationFailed)

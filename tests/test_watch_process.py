@@ -110,10 +110,42 @@ def test_held_after_a_rejected_token_it_waits_for_sigterm_without_trying_again(
         assert process.wait(timeout=20) == EXIT_AUTH
 
 
+def healthy(tmp_path: Path, heartbeat: Path) -> bool:
+    """docker/healthcheck.sh as the watcher's container runs it."""
+    (tmp_path / "role").write_text("homeiq-pipeline\n")
+    env = {**os.environ, "HOMEIQ_ROLE_FILE": str(tmp_path / "role"), "HOMEIQ_WATCH_HEARTBEAT": str(heartbeat)}
+    script = Path(__file__).resolve().parent.parent / "docker" / "healthcheck.sh"
+    return subprocess.run(["sh", str(script)], env=env, check=False, timeout=30).returncode == 0
+
+
+def test_the_health_check_sees_a_watcher_held_after_a_rejected_token(fake_ha: FakeHomeAssistant, tmp_path: Path) -> None:
+    heartbeat, log, db_url = tmp_path / "heartbeat", tmp_path / "watch.log", f"sqlite:///{tmp_path / 'mirror.db'}"
+    with watcher(fake_ha, db_url, log, TOKEN, "--heartbeat-file", str(heartbeat)) as process:
+        wait_for("the first sync", lambda: lines(log, "requested sync run") == 1)
+        first = wait_for("a heartbeat", lambda: heartbeat.exists() and heartbeat.stat().st_mtime)
+        wait_for("the next heartbeat", lambda: heartbeat.stat().st_mtime > first)
+        assert healthy(tmp_path, heartbeat)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    heartbeat.unlink()
+    with watcher(fake_ha, db_url, log, "wrong-token", "--hold-on-auth-failure", "--heartbeat-file", str(heartbeat)) as process:
+        wait_for("the refusal", lambda: lines(log, "The watcher stopped"))
+        stale = time.time() - 61  # as if a minute had passed: never touched after the refusal
+        os.utime(heartbeat, (stale, stale))
+        time.sleep(2.5)
+        assert heartbeat.stat().st_mtime == stale
+        assert not healthy(tmp_path, heartbeat)
+        assert process.poll() is None
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == EXIT_AUTH
+    assert healthy(tmp_path, tmp_path / "no-heartbeat")  # a one-off command: nothing to watch
+
+
 def test_the_compose_file_runs_the_watcher_as_a_service_of_its_own() -> None:
     compose = yaml.safe_load((Path(__file__).resolve().parent.parent / "docker" / "docker-compose.yml").read_text())
     watcher_service = compose["services"]["watcher"]
-    assert watcher_service["command"] == ["homeiq-pipeline", "watch", "--hold-on-auth-failure"]
+    assert watcher_service["command"] == ["homeiq-pipeline", "watch", "--hold-on-auth-failure",
+                                          "--heartbeat-file", "/tmp/homeiq-watch-heartbeat"]
     assert "profiles" not in watcher_service  # it runs with the webserver and the daemon
     assert "ports" not in watcher_service
     assert watcher_service["environment"]["HOMEIQ_DAGSTER_URL"] == "${HOMEIQ_DAGSTER_URL:-http://dagster-webserver:3000}"
