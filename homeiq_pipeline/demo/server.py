@@ -53,6 +53,7 @@ class Faults:
     fail: dict[str, tuple[str, str]] = field(default_factory=dict)  # reply success=false (code, message)
     drop: set[str] = field(default_factory=set)  # close the connection instead of answering
     hang: set[str] = field(default_factory=set)  # never answer
+    hold: dict[str, threading.Event] = field(default_factory=dict)  # answer once the event is set
     raw: dict[str, bytes | str] = field(default_factory=dict)  # answer with this frame instead
 
 
@@ -179,6 +180,8 @@ class FakeHomeAssistant:
             if not isinstance(message_id, int) or message_id <= last_id:
                 reply = _error("id_reuse", "Identifier values have to increase.")
             last_id = message_id if isinstance(message_id, int) else last_id
+            if command in faults.hold:
+                faults.hold[command].wait()
             if command in faults.hang:
                 continue
             if command in faults.drop:
