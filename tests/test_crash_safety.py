@@ -49,13 +49,33 @@ def apply_then_pause(connection, plan, *args):
         table = devices.table
         live = connection.execute(sa.select(sa.func.count()).where(table.c.removed_at.is_(None))).scalar()
         report = {"applied": applied, "in_transaction": connection.in_transaction(), "live_devices": live}
-        with open(os.environ["READY_FILE"], "w") as out:
+        ready = os.environ["READY_FILE"]
+        with open(ready + ".tmp", "w") as out:
             json.dump(report, out)
+        os.replace(ready + ".tmp", ready)  # the parent never reads half a report
         time.sleep(600)
 
 storage_sync._apply = apply_then_pause
 sys.exit(cli.main(sys.argv[1:]))
 """
+
+
+def _paused_child(db_url: str, fake_ha: FakeHomeAssistant, pause_after: int, ready: Path) -> tuple[subprocess.Popen, dict]:
+    """`homeiq-pipeline sync` in a child paused inside its write transaction, and its report."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, "--db-url", db_url, "sync", "--ha-url", fake_ha.url],
+        env={**os.environ, "HA_TOKEN": TOKEN, "PAUSE_AFTER": str(pause_after), "READY_FILE": str(ready)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while not ready.exists():
+        if child.poll() is not None:
+            raise AssertionError(child.communicate())
+        if time.monotonic() > deadline:
+            child.kill()
+            raise AssertionError("the child never reached the pause point")
+        time.sleep(0.05)
+    return child, json.loads(ready.read_text())
 
 
 def _live_devices(engine: sa.Engine) -> int:
@@ -103,20 +123,8 @@ def test_a_sync_killed_inside_its_write_transaction_leaves_the_previous_snapshot
         fake_ha.results["config/device_registry/list"].pop()
         fake_ha.results["config/entity_registry/list"][0]["name"] = "renamed by the killed sync"
 
-    ready = tmp_path / "ready.json"
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, "--db-url", db_url, "sync", "--ha-url", fake_ha.url],
-        env={**os.environ, "HA_TOKEN": TOKEN, "PAUSE_AFTER": str(pause_after), "READY_FILE": str(ready)},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
+    child, seen = _paused_child(db_url, fake_ha, pause_after, tmp_path / "ready.json")
     try:
-        deadline = time.monotonic() + 60
-        while not ready.exists() or not ready.read_text():
-            assert child.poll() is None, child.communicate()
-            assert time.monotonic() < deadline, "the child never reached the pause point"
-            time.sleep(0.05)
-        time.sleep(0.05)  # the report is written in one call; let it land
-        seen = json.loads(ready.read_text())
         # Proof that the kill lands inside the write transaction:
         assert seen["in_transaction"] is True
         assert seen["applied"][:2] == ["ha_devices", "ha_entities"]
@@ -160,20 +168,9 @@ def test_a_sync_killed_inside_its_write_transaction_leaves_the_previous_snapshot
 def test_a_sync_killed_during_the_first_sync_leaves_an_empty_mirror(
     fake_ha: FakeHomeAssistant, engine: sa.Engine, db_url: str, tmp_path: Path
 ) -> None:
-    ready = tmp_path / "ready.json"
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, "--db-url", db_url, "sync", "--ha-url", fake_ha.url],
-        env={**os.environ, "HA_TOKEN": TOKEN, "PAUSE_AFTER": "3", "READY_FILE": str(ready)},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
+    child, seen = _paused_child(db_url, fake_ha, 3, tmp_path / "ready.json")
     try:
-        deadline = time.monotonic() + 60
-        while not ready.exists() or not ready.read_text():
-            assert child.poll() is None, child.communicate()
-            assert time.monotonic() < deadline, "the child never reached the pause point"
-            time.sleep(0.05)
-        time.sleep(0.05)
-        assert json.loads(ready.read_text())["live_devices"] > 0
+        assert seen["live_devices"] > 0
         assert _live_devices(engine) == 0
     finally:
         child.send_signal(signal.SIGKILL)
