@@ -237,13 +237,19 @@ def test_two_syncs_at_once_queue_instead_of_failing(fake_ha: FakeHomeAssistant, 
     assert added == [0, len(fake_ha.results["config/device_registry/list"])]
 
 
-def test_an_integer_beyond_64_bits_is_refused_by_name(fake_ha: FakeHomeAssistant, engine: sa.Engine, database: str) -> None:
+def test_an_integer_beyond_64_bits_is_refused_by_name(fake_ha: FakeHomeAssistant, engine: sa.Engine) -> None:
     mutate(fake_ha, "config/floor_registry/list", lambda lst: lst[0].update(level=2**70))
-    bits = {"sqlite": 64, "postgresql": 32}[database]  # PostgreSQL's INTEGER is 32-bit, SQLite's 64-bit
-    with pytest.raises(storage.UnexpectedPayload, match=rf"ha_floors: floor_id '\w+': field 'level' is int .* expected a {bits}-bit integer"):
+    with pytest.raises(storage.UnexpectedPayload, match=r"ha_floors: floor_id '\w+': field 'level' is int .* expected a 64-bit integer"):
         sync(fake_ha, engine)
     with engine.connect() as connection:
         assert connection.execute(sa.select(sa.func.count()).select_from(storage.sync_runs)).scalar() == 0
+
+
+def test_a_64_bit_integer_is_stored_on_every_database(fake_ha: FakeHomeAssistant, engine: sa.Engine) -> None:
+    mutate(fake_ha, "config/floor_registry/list", lambda lst: lst[0].update(level=2**62))
+    mutate(fake_ha, "config_entries/get", lambda lst: lst[0].update(num_subentries=-(2**40)))
+    sync(fake_ha, engine)
+    assert_mirror_equals_ha(engine, fake_ha.results)
 
 
 def changes_of(engine: sa.Engine, run_id: int) -> set[tuple[str, str, str]]:

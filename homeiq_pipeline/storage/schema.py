@@ -22,7 +22,7 @@ import sqlalchemy as sa
 metadata = sa.MetaData()
 
 # Short names for column types, so each table below reads like HA's payload.
-S, F, I, B = sa.Text, sa.Float, sa.Integer, sa.Boolean
+S, F, I, B = sa.Text, sa.Float, sa.BigInteger, sa.Boolean  # BIGINT: 64 bits, as in SQLite and in JSON from HA
 J = sa.JSON(none_as_null=True)
 Timestamp = sa.DateTime(timezone=True)
 
