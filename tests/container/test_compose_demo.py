@@ -99,6 +99,10 @@ def test_the_mirror_in_the_volume_has_the_demo_home(stack: Stack, tmp_path: Path
 
 
 def test_containers_stop_on_sigterm_within_seconds(stack: Stack) -> None:
+    # A run the stop would cut short fails, as it should; here the sensor's and the watcher's
+    # first syncs are let finish, so that the recreated stack can show a clean history.
+    wait_for("the first syncs to finish",
+             lambda: all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in stack.sync_runs()), timeout=180)
     for service, container in stack.containers().items():
         started = time.monotonic()
         run([stack.podman, "stop", "--time", "30", container], timeout=60)  # SIGKILL only after 30 s
