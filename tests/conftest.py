@@ -19,7 +19,8 @@ from homeiq_pipeline import homeassistant as ha
 from homeiq_pipeline import storage
 from homeiq_pipeline.demo.server import FakeHomeAssistant
 
-from .postgres import PostgresServer, postgres_server, unavailable
+from .postgres import PostgresServer, postgres_server
+from .servers import missing
 
 TOKEN = "test-token-0123456789abcdef"
 DATABASES = ("sqlite", "postgresql")
@@ -53,14 +54,14 @@ _server_error: list[str] = []
 def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
     """One real PostgreSQL server for the whole session (only started if a test asks for it)."""
     if _server_error:
-        unavailable(_server_error[0])
+        missing(_server_error[0])
     try:
         with postgres_server() as server:
             yield server
             return
     except (FileNotFoundError, RuntimeError, OSError, psycopg.Error) as exc:
         _server_error.append(f"PostgreSQL could not be started: {exc}")
-    unavailable(_server_error[0])
+    missing(_server_error[0])
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -24,9 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
-import pytest
 
-REQUIRE_REAL_SERVERS = os.environ.get("HOMEIQ_REQUIRE_REAL_SERVERS") == "1"
 SUPERUSER = "postgres"
 MISSING = (
     "PostgreSQL is not installed (Debian: apt-get install postgresql; looked for initdb in "
@@ -147,8 +145,3 @@ def postgres_server(durable: bool = False) -> Iterator[PostgresServer]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def unavailable(reason: str) -> None:
-    """Skip (loudly) or, in CI, fail."""
-    if REQUIRE_REAL_SERVERS:
-        pytest.fail(reason)
-    pytest.skip(reason)

@@ -29,7 +29,8 @@ from homeiq_pipeline.storage import DEFAULT_INSTANCE as HOME
 from homeiq_pipeline.demo.server import FakeHomeAssistant
 
 from .conftest import TOKEN
-from .e2e.conftest import REQUIRE_REAL_SERVERS, free_port, wait_for
+from .e2e.conftest import free_port, wait_for
+from .servers import missing
 
 INFLUX_TOKEN = "influx-secret-token-42"
 ALL_ASSETS = [ha_assets.home_assistant_mirror, history_assets.home_assistant_history]
@@ -38,10 +39,7 @@ ALL_ASSETS = [ha_assets.home_assistant_mirror, history_assets.home_assistant_his
 def _victoria_metrics(tmp: Path, *flags: str) -> tuple[subprocess.Popen[bytes], str]:
     binary = shutil.which("victoria-metrics")
     if binary is None:
-        message = "VictoriaMetrics is not installed (Debian: apt-get install victoria-metrics); the history tests need it"
-        if REQUIRE_REAL_SERVERS:
-            pytest.fail(message)
-        pytest.skip(message)
+        missing("VictoriaMetrics is not installed (Debian: apt-get install victoria-metrics); the history tests need it")
     port = free_port()
     process = subprocess.Popen(
         [binary, f"-httpListenAddr=127.0.0.1:{port}", f"-storageDataPath={tmp}", "-retentionPeriod=100y",

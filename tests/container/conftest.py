@@ -21,11 +21,12 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
 from ..e2e.conftest import free_port, graphql, sync_runs, wait_for
+from ..servers import REQUIRED_BY, missing
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
@@ -33,21 +34,17 @@ COMPOSE_FILE = DOCKER / "docker-compose.yml"
 BASE_IMAGE = os.environ.get("HOMEIQ_BASE_IMAGE_FOR_TESTS", "localhost/homeiq-base:bookworm-python3.11")
 IMAGE_PYTHON = "3.11"  # the base image's Python: the wheels must match it
 SENSOR_INTERVAL = 5
-REQUIRE_REAL_SERVERS = os.environ.get("HOMEIQ_REQUIRE_REAL_SERVERS") == "1"
 HOW_TO_SET_UP = "as root, run `bash docker/setup-podman.sh` (Debian: podman, buildah, runc, debootstrap; podman-compose)"
 
 # What the tier measured, printed at the end of the session.
 TIMINGS: dict[str, str] = {}
 
 
-def not_available(what: str) -> None:
-    reason = (
+def not_available(what: str) -> NoReturn:
+    missing(
         f"CONTAINER TIER NOT RUN: {what}. To run it, {HOW_TO_SET_UP}. "
-        "(HOMEIQ_REQUIRE_REAL_SERVERS=1, which CI sets, turns this skip into a failure.)"
+        f"({REQUIRED_BY}=1, which CI sets, turns this skip into a failure.)"
     )
-    if REQUIRE_REAL_SERVERS:
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason)
 
 
 def run(command: list[str], *, timeout: float = 120, check: bool = True, **options: Any) -> subprocess.CompletedProcess[str]:

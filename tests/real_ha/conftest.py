@@ -15,12 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from ..servers import REQUIRED_BY, missing
 from .helpers import (
-    REQUIRE_REAL_SERVERS,
     RealHomeAssistant,
     ensure_running,
     real_ha,
-    real_servers_required,
     start_or_fail,
 )
 
@@ -48,14 +47,11 @@ def hass_executable(ha_version: str) -> Path:
         try:
             real_ha.find_python(ha_version)
         except RuntimeError as exc:
-            reason = (
+            missing(
                 f"REAL HOME ASSISTANT TIER NOT RUN for {ha_version}: {exc}. To run it, "
-                f"{how_to_get_python(ha_version)}. ({REQUIRE_REAL_SERVERS}=1, which CI sets, turns "
+                f"{how_to_get_python(ha_version)}. ({REQUIRED_BY}=1, which CI sets, turns "
                 "this skip into a failure.)"
             )
-            if real_servers_required():
-                pytest.fail(reason, pytrace=False)
-            pytest.skip(reason)
     try:
         return real_ha.ensure_venv(venv, ha_version=ha_version)
     except Exception as exc:  # pip's own output is in the message

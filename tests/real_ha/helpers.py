@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -35,13 +34,8 @@ import large_home  # noqa: E402  (scripts/large_home.py)
 import record_fixtures  # noqa: E402  (scripts/record_fixtures.py)
 from real_ha import RealHomeAssistant  # noqa: E402
 
-REQUIRE_REAL_SERVERS = "HOMEIQ_REQUIRE_REAL_SERVERS"  # CI sets it: a missing server is a failure
 REGISTRY_TABLES: tuple[str, ...] = tuple(spec.name for spec in MIRRORED_TABLES if spec is not states)
 CORE_STATES = ("NOT_RUNNING", "STARTING", "RUNNING")  # the order HA goes through while starting
-
-
-def real_servers_required() -> bool:
-    return os.environ.get(REQUIRE_REAL_SERVERS, "") not in ("", "0")
 
 
 def start_or_fail(server: RealHomeAssistant) -> None:
