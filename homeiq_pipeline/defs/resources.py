@@ -58,7 +58,8 @@ def one_home(url: str, token: str, name: str = storage.DEFAULT_INSTANCE, **optio
 
 # Each configured home is one partition of the registry, analytics and history assets. A change to
 # homes.yaml takes effect when the code location is reloaded.
-HOMES = dg.StaticPartitionsDefinition([home.name for home in settings.homes()])
+CONFIGURED_HOMES = settings.homes()  # read (homes.yaml) once per code location load
+HOMES = dg.StaticPartitionsDefinition([home.name for home in CONFIGURED_HOMES])
 
 
 def homes_in_scope(context: dg.AssetCheckExecutionContext | dg.AssetExecutionContext) -> list[str]:
@@ -104,7 +105,7 @@ def resources() -> dg.Definitions:
                         verify_tls=home.verify_tls,
                         ca_bundle=home.ca_bundle,
                     )
-                    for home in settings.homes()
+                    for home in CONFIGURED_HOMES
                 ],
                 timeout=settings.ha_timeout(),
                 max_frame_mb=settings.ha_max_frame_mb(),
