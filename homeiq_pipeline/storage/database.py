@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import os
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,9 +51,9 @@ def create_engine(url: str) -> sa.Engine:
         # We emit BEGIN ourselves (below): pysqlite's implicit transactions start too late.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA page_size=16384")  # a new file only: fewer, fuller pages for wide rows
-        cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the sync, nor it them
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA page_size=16384")  # a new file only: fewer, fuller pages for wide rows
+        _enable_wal(cursor)  # readers never block the sync, nor it them
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")  # durable enough in WAL, much faster
         cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB: a large sync stays in memory until commit
@@ -64,6 +66,21 @@ def create_engine(url: str) -> sa.Engine:
         connection.exec_driver_sql(f"BEGIN {mode}".strip())
 
     return engine
+
+
+def _enable_wal(cursor: sqlite3.Cursor) -> None:
+    """Switch the file to WAL (a no-op once it is). Switching needs an exclusive lock, and SQLite
+    answers "database is locked" at once, without its busy handler, while another process is
+    creating the same new file: wait as the busy timeout would."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 @contextmanager
