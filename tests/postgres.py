@@ -122,6 +122,7 @@ def postgres_server(durable: bool = False) -> Iterator[PostgresServer]:
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={server.port} -c unix_socket_directories={directory} "
             "-c max_connections=200 -c timezone=UTC -c log_min_messages=warning"
+            " -c autovacuum=off"  # its worker on a template database would make CREATE DATABASE fail
         )
         if not durable:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"

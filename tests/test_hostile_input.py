@@ -256,7 +256,7 @@ def test_found_cases_are_stored_or_refused_by_name(
 
 # -- hostile servers --------------------------------------------------------------------------------
 
-TIMEOUT = 1.0
+TIMEOUT = 3.0  # each step's answer; enough for a loaded machine, short for the silent cases
 
 
 def run_with_watchdog(action: Callable[[], object], bound: float) -> BaseException | None:
@@ -293,7 +293,7 @@ SERVERS: dict[str, tuple[tuple[hs.Step, ...], type[ha.HomeAssistantError], str]]
         (*AFTER_A_COMMAND, hs.send(hs.frame(b"[" + b" " * 70_000 + b"]")), hs.SILENCE),
         ha.FrameTooLarge, r"more than the configured maximum",
     ),
-    "accepts, never answers the handshake": ((hs.SILENCE,), ha.RequestTimeout, r"did not answer within 1 s"),
+    "accepts, never answers the handshake": ((hs.SILENCE,), ha.RequestTimeout, r"did not answer within 3 s"),
     "never says auth_required": ((hs.HANDSHAKE, hs.SILENCE), ha.RequestTimeout, r"waiting for auth_required"),
     "never answers the token": ((hs.HANDSHAKE, hs.send(hs.AUTH_REQUIRED), hs.SILENCE), ha.RequestTimeout, r"waiting for auth_ok"),
     "never answers get_config": ((*AFTER_A_COMMAND, hs.SILENCE), ha.RequestTimeout, r"answer to 'get_config'"),

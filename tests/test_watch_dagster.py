@@ -46,6 +46,11 @@ mutation Stop($id: String!) { stopRunningSchedule(id: $id) { __typename ... on P
 
 
 def switch_off_sensor_and_schedule(url: str) -> None:
+    """Switch both off once the sensor's first-contact sync exists, then let every run finish.
+    (Switched off earlier, a tick already under way could still add a run at any moment; after
+    it, the sensor has nothing to request while HA stays up and unchanged.)"""
+    wait_for("the sensor's first-contact sync",
+             lambda: any(r["tags"].get("homeiq/trigger") == "reconnect" for r in sync_runs(url)), timeout=180)
     variables = {"sensor": {**SELECTOR, "sensorName": "home_assistant_reconnect"},
                  "schedule": {**SELECTOR, "scheduleName": "home_assistant_refresh"}}
     found = graphql(url, INSTIGATORS_QUERY, **variables)
@@ -55,6 +60,8 @@ def switch_off_sensor_and_schedule(url: str) -> None:
     found = graphql(url, INSTIGATORS_QUERY, **variables)
     assert found["sensorOrError"]["sensorState"]["status"] == "STOPPED"
     assert found["scheduleOrError"]["scheduleState"]["status"] == "STOPPED"
+    wait_for("runs from before the switch-off to finish",
+             lambda: all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in sync_runs(url)), timeout=180)
 
 
 @dataclass
@@ -69,7 +76,9 @@ class LiveDeployment:
         return [run for run in sync_runs(self.url) if run["creationTime"] > self.since]
 
     def settled(self) -> bool:
-        """Every run has finished (and each must succeed)."""
+        """The watcher owes no sync and every run has finished (and each must succeed)."""
+        if self.watcher.owes:
+            return False
         runs = self.runs()
         assert all(run["status"] not in ("FAILURE", "CANCELED") for run in runs), runs
         return all(run["status"] == "SUCCESS" for run in runs)
@@ -87,9 +96,6 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDeployment]:
     try:
         with launched(tmp, server.url, TOKEN) as (url, _log):
             switch_off_sensor_and_schedule(url)
-            # A sync the sensor may have requested before it was stopped finishes first.
-            wait_for("runs from before the switch-off to finish",
-                     lambda: all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in sync_runs(url)), timeout=180)
             since = time.time()
             watcher = Watcher(lambda: ha.HomeAssistantClient(server.url, TOKEN), DagsterRuns(url),
                               WatchSettings(home=HOME, debounce=DEBOUNCE))
@@ -139,11 +145,12 @@ def test_each_kind_of_change_reaches_the_mirror_through_the_watcher_and_dagster(
         )
 
     # Counted by what they announce, not by position: a reconnect of the watcher (a slow CI
-    # machine can miss a ping) adds a "connected" run of its own at any moment.
+    # machine can miss a ping) adds a "reconnected" run of its own at any moment.
     runs = live.finished_runs("the run to finish", at_least=before + 1)[before:]
     wait_for("all five changes in the mirror", all_five_in_the_mirror, timeout=120)
     runs = live.finished_runs("the runs to finish")[before:]
-    announcing = [r for r in runs if r["tags"].get("homeiq/trigger") == "watch" and r["tags"]["homeiq/reason"] != "connected"]
+    announcing = [r for r in runs if r["tags"].get("homeiq/trigger") == "watch"
+                  and "device_registry update" in r["tags"]["homeiq/reason"]]
     [run] = announcing  # one run brought all five
     announced = {re.sub(r" x\d+$", "", part) for part in run["tags"]["homeiq/reason"].split(", ")}
     assert {"device_registry update", "entity_registry create", "entity_registry remove", "area_registry create",
@@ -197,8 +204,9 @@ def test_a_burst_of_50_changes_during_a_running_sync_leads_to_one_follow_up_run(
         time.sleep(0.02)
     wait_for("the last name in the mirror",
              lambda: live_rows(live.engine, devices)[device["id"]]["name_by_user"] == "Burst 49", timeout=180)
-    time.sleep(2 * DEBOUNCE)  # nothing more is owed
-    runs = live.finished_runs("every run to finish")[before:]
+    # The burst came after the first run started, so a follow-up is always owed, and once the
+    # watcher owes nothing more, no third run can come.
+    runs = live.finished_runs("the follow-up run to finish", at_least=before + 2)[before:]
     assert len(runs) == 2, [run["tags"]["homeiq/reason"] for run in runs]  # the running sync and one follow-up
 
 

@@ -104,6 +104,11 @@ class Watcher:
             log.warning("stopping with changes not yet synced (%s); the next start syncs them", self._pending.reason())
         log.info("watcher stopped")
 
+    @property
+    def owes(self) -> bool:
+        """A sync is owed: HA announced changes (or a connection began) and no run was requested yet."""
+        return self._pending is not None
+
     def _backoff(self, failures: int) -> float:
         """Capped exponential backoff with jitter, so many watchers do not knock in step."""
         s = self.settings

@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 
 import pytest
 
-from ..e2e.conftest import free_port, graphql, sync_runs, wait_for
+from ..e2e.conftest import NEVER_DURING_TESTS, free_port, graphql, sync_runs, wait_for
 from ..servers import REQUIRED_BY, missing
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -194,6 +194,7 @@ def stack(tools: dict[str, str], image: str, tmp_path_factory: pytest.TempPathFa
     settings = demo_settings(
         HOMEIQ_IMAGE=image, HOMEIQ_BIND="127.0.0.1", HOMEIQ_PORT=str(port),
         HA_SENSOR_INTERVAL_SECONDS=str(SENSOR_INTERVAL), COMPOSE_PROJECT_NAME=project,
+        HA_REFRESH_CRON=NEVER_DURING_TESTS,  # no hourly run landing inside a test's window
     )
     env_file = tmp / "demo-test.env"
     env_file.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))

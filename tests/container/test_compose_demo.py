@@ -103,7 +103,11 @@ def test_containers_stop_on_sigterm_within_seconds(stack: Stack) -> None:
     # first syncs are let finish, so that the recreated stack can show a clean history.
     wait_for("the first syncs to finish",
              lambda: all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in stack.sync_runs()), timeout=180)
-    for service, container in stack.containers().items():
+    # Clients before the servers they talk to (as compose down does): a client stopped after its
+    # server could be stuck in a connect of its own, which would time the server, not the stop.
+    order = ["watcher", "dagster-daemon", "dagster-webserver"]
+    containers = sorted(stack.containers().items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order))
+    for service, container in containers:
         started = time.monotonic()
         run([stack.podman, "stop", "--time", "30", container], timeout=60)  # SIGKILL only after 30 s
         seconds = timed(f"stop on SIGTERM: {service}", started)

@@ -26,6 +26,7 @@ from ..conftest import TOKEN
 from ..servers import missing
 
 SENSOR_INTERVAL = 5  # seconds; the daemon ticks sensors at most this often anyway
+NEVER_DURING_TESTS = "0 0 1 1 *"  # a refresh schedule for deployments whose tests count runs
 
 
 def free_port() -> int:
@@ -162,6 +163,9 @@ def launched(tmp: Path, ha_url: str | None = None, token: str | None = None,
         "HOMEIQ_DB_URL": f"sqlite:///{tmp / 'mirror.db'}",
         "DAGSTER_HOME": str(tmp / "dagster"),
         "HA_SENSOR_INTERVAL_SECONDS": str(SENSOR_INTERVAL),
+        # The hourly refresh would add a run whenever a test happens to span minute 0; tests that
+        # are about the schedule set their own.
+        "HA_REFRESH_CRON": NEVER_DURING_TESTS,
         **(extra_env or {}),
     }
     log = tmp / "dagster.log"
@@ -177,12 +181,12 @@ def launched(tmp: Path, ha_url: str | None = None, token: str | None = None,
     finally:
         process.send_signal(signal.SIGTERM)
         try:
-            process.wait(timeout=30)
+            process.wait(timeout=60)  # it gives `dagster dev` 20 s, then kills it
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # not running on (and loading the machine) through the later tiers
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     """A deployment syncing a protocol server on a fixed port, which tests stop and restart."""
     ha = FakeHomeAssistant(token=TOKEN, port=free_port()).start()

@@ -137,7 +137,10 @@ def files_containing(root: Path, secrets: dict[str, str]) -> dict[str, list[str]
     """Which files under `root` hold which secret (raw bytes, UTF-8 and UTF-16)."""
     found: dict[str, list[str]] = {}
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            continue  # a SQLite -wal/-shm file gone since the listing: its pages are in the .db, read too
         for home, secret in secrets.items():
             if any(form in data for form in (secret.encode(), secret.encode("utf-16-le"))):
                 found.setdefault(home, []).append(str(path.relative_to(root)))

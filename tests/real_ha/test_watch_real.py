@@ -17,7 +17,7 @@ from homeiq_pipeline import storage
 from homeiq_pipeline.storage.schema import areas, config_entries, devices, entities
 from homeiq_pipeline.watch import DagsterRuns, Watcher, WatchSettings
 
-from ..e2e.conftest import launched, sync_runs, wait_for
+from ..e2e.conftest import launched, wait_for
 from ..mirror_checks import all_rows, live_rows
 from ..test_watch_dagster import HOME, LiveDeployment, switch_off_sensor_and_schedule
 from .helpers import RealHomeAssistant, command, ensure_running, real_ha, wait_until
@@ -33,8 +33,6 @@ def live(session_ha: RealHomeAssistant, tmp_path_factory: pytest.TempPathFactory
     ensure_running(ha)
     with launched(tmp_path, ha.url, ha.token) as (url, _log):
         switch_off_sensor_and_schedule(url)
-        wait_for("runs from before the switch-off to finish",
-                 lambda: all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in sync_runs(url)), timeout=180)
         since = time.time()
         watcher = Watcher(lambda: ha_client.HomeAssistantClient(ha.url, ha.token, timeout=real_ha.WS_TIMEOUT),
                           DagsterRuns(url), WatchSettings(home=HOME))
