@@ -8,8 +8,10 @@ The marked tiers (real_ha, e2e, container) use SQLite here; they start their own
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -25,6 +27,14 @@ from .servers import missing
 TOKEN = "test-token-0123456789abcdef"
 DATABASES = ("sqlite", "postgresql")
 SLOW_TIERS = ("real_ha", "e2e", "container")
+
+
+def at_once(function: Callable[[Any], object], arguments: Sequence[Any], timeout: float = 60) -> list[object]:
+    """`function` on each argument, each in its own thread, all started together: what each
+    returned, or the exception it raised (for the test to assert on)."""
+    with ThreadPoolExecutor(len(arguments)) as pool:
+        futures = [pool.submit(function, argument) for argument in arguments]
+        return [future.exception(timeout) or future.result() for future in futures]
 
 
 @pytest.fixture

@@ -11,6 +11,8 @@ from homeiq_pipeline import storage
 from homeiq_pipeline.storage.database import MIGRATIONS, current_revision
 from homeiq_pipeline.storage.schema import MIRRORED_TABLES
 
+from .conftest import at_once
+
 
 def test_migrations_build_exactly_the_declared_schema(db_url: str) -> None:
     engine = storage.open_database(db_url)
@@ -80,23 +82,8 @@ def test_an_old_database_is_upgraded_in_place_and_keeps_its_rows(db_url: str) ->
 def test_processes_starting_together_migrate_once_and_none_fails(db_url: str) -> None:
     """Webserver, daemon and runs all open the mirror at start-up: on an empty database they race
     to create the schema. The others wait for the first, then find the schema at head."""
-    import threading
-
     engines = [storage.create_engine(db_url) for _ in range(3)]
-    failures: list[BaseException] = []
-
-    def migrate(engine: sa.Engine) -> None:
-        try:
-            storage.upgrade(engine)
-        except BaseException as exc:  # recorded, then asserted below
-            failures.append(exc)
-
-    threads = [threading.Thread(target=migrate, args=(engine,)) for engine in engines]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert failures == []
+    assert at_once(storage.upgrade, engines) == [None] * 3  # none raised
     head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
     assert {current_revision(engine) for engine in engines} == {head}
     with engines[0].connect() as connection:
@@ -109,24 +96,12 @@ def test_a_new_sqlite_file_opened_at_once_by_many_connections_never_reports_lock
     """Switching a new file to WAL takes an exclusive lock, and SQLite refuses a second switcher at
     once instead of waiting. One race lost about one round in twenty; fifty rounds of four
     connections make that near-certain to show if the wait is ever lost."""
-    import threading
-
-    failures: list[BaseException] = []
-
-    def open_and_read(engine: sa.Engine) -> None:
-        try:
-            with engine.connect() as connection:
-                assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-        except BaseException as exc:  # recorded, then asserted below
-            failures.append(exc)
+    def journal_mode(engine: sa.Engine) -> object:
+        with engine.connect() as connection:
+            return connection.exec_driver_sql("PRAGMA journal_mode").scalar()
 
     for round_number in range(50):
         engines = [storage.create_engine(f"sqlite:///{tmp_path}/mirror-{round_number}.db") for _ in range(4)]
-        threads = [threading.Thread(target=open_and_read, args=(engine,)) for engine in engines]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
+        assert at_once(journal_mode, engines) == ["wal"] * 4, f"round {round_number}"
         for engine in engines:
             engine.dispose()
-    assert failures == []

@@ -9,13 +9,14 @@ import pytest
 import sqlalchemy as sa
 
 from homeiq_pipeline import storage
-from homeiq_pipeline.storage import sync as storage_sync
 from homeiq_pipeline.demo.server import FakeHomeAssistant
 from homeiq_pipeline.homeassistant import LIST_COMMANDS
+from homeiq_pipeline.storage import sync as storage_sync
 from homeiq_pipeline.storage.schema import MIRRORED_TABLES, devices, entities, states
 
-from .conftest import fetch, sync
+from .conftest import at_once, fetch, sync
 from .mirror_checks import BY_FIELD, all_rows, assert_mirror_equals_ha, live_rows
+
 
 def mutate(server: FakeHomeAssistant, command: str, change: Any) -> None:
     with server.lock:
@@ -215,23 +216,9 @@ def test_states_are_keyed_by_entity_id_with_has_timestamps(fake_ha: FakeHomeAssi
 
 
 def test_two_syncs_at_once_queue_instead_of_failing(fake_ha: FakeHomeAssistant, db_url: str) -> None:
-    import threading
-
     snapshot = fetch(fake_ha)
     engines = [storage.open_database(db_url) for _ in range(2)]
-    results: list[object] = []
-
-    def run(engine: sa.Engine) -> None:
-        try:
-            results.append(storage.sync_snapshot(engine, snapshot))
-        except Exception as exc:  # recorded, then asserted below
-            results.append(exc)
-
-    threads = [threading.Thread(target=run, args=(e,)) for e in engines]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    results = at_once(lambda engine: storage.sync_snapshot(engine, snapshot), engines)
     assert all(isinstance(r, storage.SyncResult) for r in results), results
     added = sorted(r.counts["ha_devices"].added for r in results)  # type: ignore[union-attr]
     assert added == [0, len(fake_ha.results["config/device_registry/list"])]
