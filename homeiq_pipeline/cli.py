@@ -463,7 +463,7 @@ def _demo_server(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     engine = storage.open_database(args.db_url)
     try:
-        with engine.connect() as connection:
+        with storage.read_snapshot(engine) as connection:
             runs = recent_sync_runs(connection, args.instance, args.runs, outcome=None)  # interrupted ones too
             counts = row_counts(connection, args.instance)
     finally:

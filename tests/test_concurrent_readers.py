@@ -56,14 +56,16 @@ def variant(index: int) -> Snapshot:
 def read_until_stopped(db_url: str, stop: str, report: str, progress: str) -> None:
     """Loop: the analytics' read (latest run + the live mirror, one transaction), summarised."""
     from homeiq_pipeline.analytics import compute
+    from homeiq_pipeline.analytics import refresh
     from homeiq_pipeline.analytics.refresh import latest_picture
 
     engine = storage.create_engine(db_url)
     reads: list[dict[str, Any]] = []
     errors: list[str] = []
     while not os.path.exists(stop):
+        refresh._kept = None  # each time a whole read: the kept picture would serve the same run unread
         try:
-            with engine.connect() as connection:
+            with storage.read_snapshot(engine) as connection:
                 run, picture = latest_picture(connection, "home")
             overview = compute.home_overview(picture, run).iloc[0]
             pairs = list(zip(picture.states["entity_id"], picture.states["state"]))
@@ -94,7 +96,7 @@ def refresh_until_stopped(db_url: str, stop: str, report: str, progress: str) ->
     while not os.path.exists(stop):
         try:
             refreshed = refresh_analytics(engine, "home")
-            with engine.connect() as connection:
+            with storage.read_snapshot(engine) as connection:
                 row = connection.execute(
                     sa.select(overview).where(overview.c.sync_run_id == refreshed.sync_run["id"]).order_by(overview.c.id.desc()).limit(1)
                 ).mappings().one()
@@ -138,8 +140,7 @@ def _wait_until_read(progress: Path, run_id: int) -> None:
 # -- the test -----------------------------------------------------------------------------------------
 
 
-def test_readers_in_other_processes_always_see_one_complete_snapshot_during_50_syncs(tmp_path: Path) -> None:
-    db_url = f"sqlite:///{tmp_path / 'mirror.db'}"
+def test_readers_in_other_processes_always_see_one_complete_snapshot_during_50_syncs(tmp_path: Path, db_url: str) -> None:
     engine = storage.open_database(db_url)
     snapshots = [variant(i) for i in range(VARIANTS)]
     digests = [states_digest([(s["entity_id"], s["state"]) for s in snap.states]) for snap in snapshots]

@@ -59,3 +59,30 @@ def test_another_instance_is_not_served_from_the_kept_picture(fake_ha: FakeHomeA
         _, home = latest_picture(connection, "home")
         _, cabin = latest_picture(connection, "cabin")
     assert cabin is not home
+
+
+def test_a_sync_committed_in_the_middle_of_the_read_is_not_mixed_into_the_picture(
+    fake_ha: FakeHomeAssistant, engine: sa.Engine, monkeypatch
+) -> None:
+    """The analytics read the latest run, then the mirror's tables, in several statements. A sync
+    that commits in between must not show: the picture is the run's snapshot, on both databases
+    (PostgreSQL's default READ COMMITTED would show it; the read runs in REPEATABLE READ)."""
+    from homeiq_pipeline.analytics import compute
+
+    first = sync(fake_ha, engine)
+    read_mirror = compute.load_mirror
+
+    def a_sync_commits_first(connection: sa.Connection, instance: str) -> compute.Mirror:
+        with fake_ha.lock:
+            devices = fake_ha.results["config/device_registry/list"]
+            devices.append({**devices[0], "id": "added-mid-read"})
+        assert sync(fake_ha, engine).run_id != first.run_id  # committed, by another connection
+        return read_mirror(connection, instance)
+
+    monkeypatch.setattr(compute, "load_mirror", a_sync_commits_first)
+    refresh_module._kept = None
+    refreshed = refresh_analytics(engine, "home")
+    assert refreshed.sync_run["id"] == first.run_id
+    inventory = refreshed.frames["device_inventory"]
+    assert "added-mid-read" not in set(inventory["device_id"])
+    assert len(inventory) == first.counts["ha_devices"].live

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from ..storage.database import read_snapshot
 from ..storage.derived import write_analytics
 from ..storage.queries import recent_sync_runs
 from . import compute
@@ -60,7 +61,7 @@ def computed(picture: compute.Mirror, name: str) -> pd.DataFrame | None:
 
 def refresh_analytics(engine: sa.Engine, instance: str) -> Refreshed:
     """Read the mirror once, compute every table from that one picture, write them atomically."""
-    with engine.connect() as connection:
+    with read_snapshot(engine) as connection:
         run, picture = latest_picture(connection, instance)
     frames = {
         "home_overview": compute.home_overview(picture, run),

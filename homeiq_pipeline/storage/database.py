@@ -98,6 +98,20 @@ def write_transaction(engine: sa.Engine, instance: str | None = None) -> Iterato
         yield connection
 
 
+@contextmanager
+def read_snapshot(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A connection whose reads, however many statements, all see one committed state of the
+    mirror: a sync that commits meanwhile does not show. SQLite: one read transaction (WAL keeps
+    its snapshot). PostgreSQL: REPEATABLE READ, as its default READ COMMITTED takes a new snapshot
+    per statement. (Writers stay READ COMMITTED: they queue on a lock, then must see the rows the
+    writer before them committed.)"""
+    with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execution_options(isolation_level="REPEATABLE READ")
+        with connection.begin():
+            yield connection
+
+
 def _advisory_lock(connection: sa.Connection, name: str) -> None:
     """Wait for PostgreSQL's advisory lock `name`, held until the transaction ends (also on a crash)."""
     connection.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(name, 0))))

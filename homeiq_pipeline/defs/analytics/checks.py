@@ -4,6 +4,7 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
+from ...storage import read_snapshot
 from ...storage.queries import row_counts
 from ...storage.schema import ANALYTICS_TABLES
 from ..resources import MirrorDatabase, Verdict, check_each_home
@@ -14,12 +15,12 @@ def _table(mirror: MirrorDatabase, name: str, instance: str) -> pd.DataFrame:
     query = sa.select(table).where(table.c.instance == instance)
     if "id" in table.c:
         query = query.order_by(table.c.id.desc()).limit(1)  # the history's newest row
-    with mirror.engine.connect() as connection:
+    with read_snapshot(mirror.engine) as connection:
         return pd.DataFrame(connection.execute(query).mappings().all(), columns=[c.name for c in table.columns])
 
 
 def _live(mirror: MirrorDatabase, instance: str) -> dict[str, int]:
-    with mirror.engine.connect() as connection:
+    with read_snapshot(mirror.engine) as connection:
         return {name: counts["live"] for name, counts in row_counts(connection, instance).items()}
 
 

@@ -102,7 +102,7 @@ def home_assistant_mirror(
         f"synced Home Assistant {result.ha_version} ({result.location_name}) as sync run {result.run_id} "
         f"in {seconds:.2f} s: {result.rows_written} rows written"
     )
-    with mirror.engine.connect() as connection:
+    with storage.read_snapshot(mirror.engine) as connection:
         for spec in MIRRORED_TABLES:
             counts = result.counts[spec.name]
             preview = pd.DataFrame(preview_rows(connection, spec.name, home))

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from ...storage import read_snapshot
 from ...storage.queries import (
     dangling_entity_references,
     duplicate_live_entity_ids,
@@ -21,7 +22,7 @@ SAMPLE = 20  # offenders listed in a check's metadata
 @dg.asset_check(asset="ha_entities", description="Every live entity's device_id and area_id name a live device and area.")
 def entity_references_are_live(context: dg.AssetCheckExecutionContext, mirror: MirrorDatabase) -> dg.AssetCheckResult:
     def evaluate(home: str) -> Verdict:
-        with mirror.engine.connect() as connection:
+        with read_snapshot(mirror.engine) as connection:
             dangling = dangling_entity_references(connection, home)
         return not any(dangling.values()), {
             **{f"dangling_{column}": len(ids) for column, ids in dangling.items()},
@@ -34,7 +35,7 @@ def entity_references_are_live(context: dg.AssetCheckExecutionContext, mirror: M
 @dg.asset_check(asset="ha_entities", description="No entity_id is held by two live entity registry rows.")
 def entity_ids_are_unique(context: dg.AssetCheckExecutionContext, mirror: MirrorDatabase) -> dg.AssetCheckResult:
     def evaluate(home: str) -> Verdict:
-        with mirror.engine.connect() as connection:
+        with read_snapshot(mirror.engine) as connection:
             duplicates = duplicate_live_entity_ids(connection, home)
         return not duplicates, {"duplicates": len(duplicates), "sample": ", ".join(duplicates[:SAMPLE])}
 
@@ -45,7 +46,7 @@ def _not_empty(context: dg.AssetCheckExecutionContext, table: str, mirror: Mirro
     """A home with entities or states but no rows in `table` means a read went wrong, not an empty home."""
 
     def evaluate(home: str) -> Verdict:
-        with mirror.engine.connect() as connection:
+        with read_snapshot(mirror.engine) as connection:
             counts = row_counts(connection, home)
         home_is_empty = counts["ha_entities"]["live"] == 0 and counts["ha_states"]["live"] == 0
         live = counts[table]["live"]
@@ -81,7 +82,7 @@ def mirror_is_fresh(context: dg.AssetCheckExecutionContext, mirror: MirrorDataba
     window = freshness_window()
 
     def evaluate(home: str) -> Verdict:
-        with mirror.engine.connect() as connection:
+        with read_snapshot(mirror.engine) as connection:
             runs = recent_sync_runs(connection, home, limit=1)
         if not runs:
             return False, {"last_sync": "never"}

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from ... import analytics, history, settings
+from ...storage import read_snapshot
 from ...storage.schema import MIRRORED_TABLES
 from ..resources import HOMES, MirrorDatabase
 from .resources import InfluxDBRefused, InfluxDBResource, InfluxDBUnavailable
@@ -38,7 +39,7 @@ def home_assistant_history(
         raise dg.Failure(f"The InfluxDB history is disabled. {HOW_TO_ENABLE}", allow_retries=False)
     instance = context.partition_key
     try:
-        with mirror.engine.connect() as connection:
+        with read_snapshot(mirror.engine) as connection:
             # Stamped with the sync's own time: a retry writes the same series at the same time.
             run, points = history.latest_sync_points(connection, instance)
     except analytics.NoSyncYet as exc:
