@@ -14,7 +14,6 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -24,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+
+from .servers import free_port
 
 SUPERUSER = "postgres"
 MISSING = (
@@ -43,12 +44,6 @@ def postgres_bin() -> Path | None:
         return Path(found).parent
     versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
     return Path(versions[-1]).parent if versions else None
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass
@@ -113,7 +108,7 @@ def postgres_server(durable: bool = False) -> Iterator[PostgresServer]:
             shutil.rmtree(directory, ignore_errors=True)
             raise RuntimeError(f"running as root, but there is no {SUPERUSER!r} user to run PostgreSQL as") from None
         os.chown(directory, owner.pw_uid, owner.pw_gid)
-    server = PostgresServer(bin_dir, directory, _free_port())
+    server = PostgresServer(bin_dir, directory, free_port())
     started = False
     try:
         _run([str(bin_dir / "initdb"), "-D", str(server.data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8",

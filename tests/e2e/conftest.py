@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,16 +22,10 @@ import pytest
 from homeiq_pipeline.demo.server import FakeHomeAssistant
 
 from ..conftest import TOKEN
-from ..servers import missing
+from ..servers import free_port, missing
 
 SENSOR_INTERVAL = 5  # seconds; the daemon ticks sensors at most this often anyway
 NEVER_DURING_TESTS = "0 0 1 1 *"  # a refresh schedule for deployments whose tests count runs
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 30, every: float = 0.5) -> Any:
