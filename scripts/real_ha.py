@@ -32,6 +32,7 @@ import argparse
 import fcntl
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -245,10 +246,27 @@ def configured_port(config_dir: Path) -> int | None:
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port on 127.0.0.1 that is free now and that the kernel never hands out by itself: a
+    server binds it seconds later (or binds it again after a restart), and meanwhile outgoing
+    connections take their ports from the ephemeral range, which this avoids."""
+    low, high = _ephemeral_range()
+    candidates = [port for port in range(20_000, 65_536) if not low <= port <= high]
+    for port in random.sample(candidates, 200):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # taken: try another
+            return port
+    raise RuntimeError("no free port on 127.0.0.1 in 200 tries")
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32_768, 60_999  # Linux's default
 
 
 # --------------------------------------------------------------------------- websocket

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ..servers import REQUIRED_BY, free_port, missing
+from ..servers import REQUIRED_BY, missing
 from .helpers import (
     RealHomeAssistant,
     ensure_running,
@@ -63,7 +63,7 @@ def session_ha(
     ha_version: str, hass_executable: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RealHomeAssistant]:
     """The demo house (demo + kitchen_sink), started once and shared by the whole session."""
-    server = RealHomeAssistant(hass_executable, tmp_path_factory.mktemp(f"ha-demo-{ha_version}"), free_port())
+    server = RealHomeAssistant(hass_executable, tmp_path_factory.mktemp(f"ha-demo-{ha_version}"))
     try:
         start_or_fail(server)
         yield server

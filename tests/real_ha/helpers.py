@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,10 +23,7 @@ from homeiq_pipeline.storage.schema import MIRRORED_TABLES, states
 
 from ..conftest import database_fingerprint
 from ..mirror_checks import BY_FIELD, all_rows, assert_mirror_equals_ha
-
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
-if str(SCRIPTS) not in sys.path:
-    sys.path.insert(0, str(SCRIPTS))
+from ..servers import SCRIPTS  # noqa: F401  (it puts scripts/ on sys.path)
 import real_ha  # noqa: E402  (scripts/real_ha.py: the harness shared with record_fixtures.py)
 import large_home  # noqa: E402  (scripts/large_home.py)
 import record_fixtures  # noqa: E402  (scripts/record_fixtures.py)

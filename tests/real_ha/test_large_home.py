@@ -12,12 +12,12 @@ import sqlalchemy as sa
 from homeiq_pipeline.homeassistant import LIST_COMMANDS
 
 from ..mirror_checks import BY_FIELD, live_rows
-from ..servers import free_port
 from .helpers import (
     RealHomeAssistant,
     assert_mirror_equals_live_ha,
     assert_registries_unchanged,
     large_home,
+    real_ha,
     start_or_fail,
     sync,
 )
@@ -30,7 +30,7 @@ GENERATED_ENTITIES = 5_000
 @pytest.fixture(scope="module")
 def large_ha(hass_executable: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealHomeAssistant]:
     config_dir = tmp_path_factory.mktemp("ha-large")
-    large_home.write_large_home(config_dir, free_port(), GENERATED_ENTITIES)
+    large_home.write_large_home(config_dir, real_ha.free_port(), GENERATED_ENTITIES)
     server = RealHomeAssistant(hass_executable, config_dir)
     try:
         start_or_fail(server)
