@@ -146,7 +146,7 @@ def test_each_kind_of_change_reaches_the_mirror_through_the_watcher_and_dagster(
 
     # Counted by what they announce, not by position: a reconnect of the watcher (a slow CI
     # machine can miss a ping) adds a "reconnected" run of its own at any moment.
-    runs = live.finished_runs("the run to finish", at_least=before + 1)[before:]
+    live.finished_runs("the run to finish", at_least=before + 1)
     wait_for("all five changes in the mirror", all_five_in_the_mirror, timeout=120)
     runs = live.finished_runs("the runs to finish")[before:]
     announcing = [r for r in runs if r["tags"].get("homeiq/trigger") == "watch"
