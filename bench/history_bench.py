@@ -32,9 +32,9 @@ import dagster as dg
 from sync_bench import snapshot_of
 
 from homeiq_pipeline import history, storage
-from homeiq_pipeline.analytics import refresh_analytics
+from homeiq_pipeline.analytics import PictureCache, refresh_analytics
 from homeiq_pipeline.defs.influxdb.resources import InfluxDBResource
-from homeiq_pipeline.demo.server import FakeHomeAssistant
+from homeiq_pipeline.demo.server import DemoHomeAssistant
 from homeiq_pipeline.demo.synthetic import synthetic_results
 
 TOKEN = "bench-token"
@@ -87,13 +87,14 @@ def main() -> None:
                   f"line-protocol server {url}")
             # The first sync creates every series; later ones (1% of states changed) write into them.
             for label, snapshot in (("first sync", snapshot_of(results)), ("next sync", snapshot_of(changed(results)))):
+                cache = PictureCache()  # one per run, as the Dagster resource keeps it
                 started = time.perf_counter()
                 storage.sync_snapshot(engine, snapshot)
-                refresh_analytics(engine, "home")
+                refresh_analytics(engine, "home", cache)
                 sync_seconds = time.perf_counter() - started
                 started = time.perf_counter()
                 with engine.connect() as connection:
-                    _, points = history.latest_sync_points(connection, "home")
+                    _, points = history.latest_sync_points(connection, "home", cache)
                 built = time.perf_counter()
                 written = influxdb.write([point for batch in points.values() for point in batch])
                 history_seconds, write_seconds = time.perf_counter() - started, time.perf_counter() - built
@@ -123,12 +124,13 @@ def through_dagster(results: dict, folder: Path, influxdb: InfluxDBResource) -> 
     from homeiq_pipeline.defs.analytics.assets import home_analytics
     from homeiq_pipeline.defs.home_assistant.assets import home_assistant_mirror
     from homeiq_pipeline.defs.influxdb.assets import home_assistant_history
-    from homeiq_pipeline.defs.resources import MirrorDatabase, one_home
+    from homeiq_pipeline.defs.home_assistant.resources import one_home
+    from homeiq_pipeline.defs.resources import MirrorDatabase
 
     seconds: dict[str, list[float]] = {"without history": [], "with history": []}
     assets = {"without history": [home_assistant_mirror, home_analytics],
               "with history": [home_assistant_mirror, home_analytics, home_assistant_history]}
-    with FakeHomeAssistant(results, token=TOKEN) as server:
+    with DemoHomeAssistant(results, token=TOKEN) as server:
         def resources(database: str) -> dict:
             return {"home_assistant": one_home(server.url, TOKEN), "influxdb": influxdb,
                     "mirror": MirrorDatabase(url=f"sqlite:///{folder / database}")}

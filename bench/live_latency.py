@@ -33,8 +33,7 @@ import real_ha
 
 from homeiq_pipeline import storage
 from homeiq_pipeline.storage.schema import devices
-from tests.e2e.conftest import launched, sync_runs, wait_for
-from tests.test_watch_dagster import switch_off_sensor_and_schedule
+from tests.helpers import FINISHED, launched, switch_off_sensor_and_schedule, sync_runs, wait_for
 
 
 def mirror_name(engine: sa.Engine, device_id: str) -> str | None:
@@ -46,7 +45,7 @@ def mirror_name(engine: sa.Engine, device_id: str) -> str | None:
 
 
 def all_finished(url: str) -> bool:
-    return all(run["status"] in ("SUCCESS", "FAILURE", "CANCELED") for run in sync_runs(url))
+    return all(run["status"] in FINISHED for run in sync_runs(url))
 
 
 def main() -> int:

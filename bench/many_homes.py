@@ -37,11 +37,11 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 def serve(homes: int, entities: int) -> None:
     """Child process: start the servers, print their URLs, run until stdin closes."""
-    from homeiq_pipeline.demo.server import FakeHomeAssistant
+    from homeiq_pipeline.demo.server import DemoHomeAssistant
     from homeiq_pipeline.demo.synthetic import synthetic_results
 
     servers = [
-        FakeHomeAssistant(synthetic_results(max(entities // 10, 1), entities, entities), token=TOKEN).start()
+        DemoHomeAssistant(synthetic_results(max(entities // 10, 1), entities, entities), token=TOKEN).start()
         for _ in range(homes)
     ]
     print(json.dumps([server.url for server in servers]), flush=True)

@@ -34,8 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 from homeiq_pipeline.definitions import defs
 from homeiq_pipeline.defs.home_assistant import sensors
-from homeiq_pipeline.defs.resources import one_home
-from homeiq_pipeline.demo.server import FakeHomeAssistant
+from homeiq_pipeline.defs.home_assistant.resources import one_home
+from homeiq_pipeline.demo.server import DemoHomeAssistant
 
 TOKEN = "bench-token-not-a-secret"
 
@@ -120,7 +120,7 @@ def main() -> int:
 
     with dg.instance_for_test() as instance:
         print(f"Reconnect sensor tick (dg.build_sensor_context + evaluate_tick), cap {sensors.LOOK_TIMEOUT:g} s per look")
-        with FakeHomeAssistant(token=TOKEN) as server:
+        with DemoHomeAssistant(token=TOKEN) as server:
             print(f"protocol server (recorded HA 2025.4.4) at {server.url}")
             measure("healthy, first contact (requests a sync)", args.ticks,
                     lambda: Ticker(server.url, TOKEN, instance), fresh_cursor=True)

@@ -19,8 +19,8 @@ import math
 import pandas as pd
 import sqlalchemy as sa
 
-from .analytics import Mirror, computed, device_inventory, home_overview, latest_picture
-from .storage.schema import registry_changes
+from .analytics import Mirror, PictureCache, device_inventory, home_overview, latest_picture
+from .storage.schema import live, registry_changes
 from .storage.schema import states as states_table
 
 OVERVIEW_FIELDS = (
@@ -84,9 +84,9 @@ def numeric(state: Any) -> float | None:
     return value if value == value and value not in (float("inf"), float("-inf")) else None
 
 
-def device_points(m: Mirror, instance: str, time: int) -> Iterator[str]:
-    inventory = computed(m, "device_inventory")
-    for device in (inventory if inventory is not None else device_inventory(m)).to_dict("records"):
+def device_points(inventory: pd.DataFrame, instance: str, time: int) -> Iterator[str]:
+    """One ha_device point per row of the device inventory (analytics.device_inventory)."""
+    for device in inventory.to_dict("records"):
         yield _point(
             "ha_device",
             time,
@@ -156,7 +156,7 @@ def overview_point(overview: Mapping[str, Any], instance: str, time: int) -> str
     )
 
 
-def change_points(changes: Iterable[Mapping[str, Any]], instance: str, time: int) -> Iterator[str]:
+def change_points(changes: Iterable[Mapping[Any, Any]], instance: str, time: int) -> Iterator[str]:
     """One point per registry row the sync added, updated or removed (rows of ha_registry_changes)."""
     for change in changes:
         for key in change["keys"]:
@@ -175,22 +175,23 @@ def state_classes(connection: sa.Connection, instance: str) -> pd.DataFrame:
         table.c.entity_id,
         table.c.attributes["device_class"].as_string().label("device_class"),
         table.c.attributes["unit_of_measurement"].as_string().label("unit_of_measurement"),
-    ).where(table.c.instance == instance, table.c.removed_at.is_(None))
+    ).where(live(table, instance))
     rows = list(map(tuple, connection.execute(query)))  # plain tuples: see analytics.load_mirror
     return pd.DataFrame(rows, columns=["entity_id", "device_class", "unit_of_measurement"])
 
 
 def history_points(
     m: Mirror,
+    inventory: pd.DataFrame,
     classes: pd.DataFrame,
     overview: Mapping[str, Any],
-    changes: Iterable[Mapping[str, Any]],
+    changes: Iterable[Mapping[Any, Any]],
     instance: str,
     time: int,
 ) -> dict[str, list[str]]:
     """Everything one sync writes to InfluxDB, by measurement, stamped with the sync's time."""
     return {
-        "ha_device": list(device_points(m, instance, time)),
+        "ha_device": list(device_points(inventory, instance, time)),
         "ha_entity": entity_points(m, classes, instance, time),
         "ha_overview": [overview_point(overview, instance, time)],
         "ha_registry_change": list(change_points(changes, instance, time)),
@@ -202,13 +203,19 @@ def epoch_ms(moment: datetime) -> int:
     return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
 
 
-def latest_sync_points(connection: sa.Connection, instance: str) -> tuple[dict[str, Any], dict[str, list[str]]]:
-    """The points of the instance's latest sync (and that sync run), read from the mirror."""
-    run, picture = latest_picture(connection, instance)
+def latest_sync_points(
+    connection: sa.Connection, instance: str, cache: PictureCache | None = None
+) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """The points of the instance's latest sync (and that sync run), read from the mirror. With the
+    run's `cache`, the picture and tables the analytics computed from it are reused, not rebuilt."""
+    run, picture = latest_picture(connection, instance, cache)
     changes = connection.execute(
         sa.select(registry_changes).where(registry_changes.c.sync_run_id == run["id"])
     ).mappings().all()
-    overview = computed(picture, "home_overview")
-    overview = (overview if overview is not None else home_overview(picture, run)).to_dict("records")[0]
+    kept = cache.computed(picture) if cache is not None else {}
+    inventory = kept["device_inventory"] if "device_inventory" in kept else device_inventory(picture)
+    overview = kept["home_overview"] if "home_overview" in kept else home_overview(picture, run)
     classes = state_classes(connection, instance)
-    return run, history_points(picture, classes, overview, changes, instance, epoch_ms(run["finished_at"]))
+    return run, history_points(
+        picture, inventory, classes, overview.to_dict("records")[0], changes, instance, epoch_ms(run["finished_at"])
+    )

@@ -11,34 +11,122 @@
         ca_bundle: /certs/cabin-ca.pem
 
 Tokens stay in the environment: the file names the variable, so it can be committed or mounted
-without leaking anything.
+without leaking anything. `resolve_homes` is the one way the CLI, Dagster and the watcher learn
+the homes, and `Home` checks every home the same way wherever it comes from.
 """
 
 from __future__ import annotations
 
+import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
-DEFAULT_TOKEN_ENV = "HA_TOKEN"
-NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")  # a partition key, a run tag value, a column value
+from .homeassistant import HomeAssistantClient, websocket_url
+from .settings import DEFAULT_TOKEN_ENV, HOME_NAME, HOME_NAME_RULE, Settings, SettingsError
+
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-FIELDS = {"name", "url", "token_env", "verify_tls", "ca_bundle"}
+FIELDS = ("name", "url", "token_env", "verify_tls", "ca_bundle")
 
 
-class HomesFileError(ValueError):
+class HomesFileError(SettingsError):
     """homes.yaml cannot be used; the message says where and why."""
 
 
-@dataclass(frozen=True)
-class Home:
-    name: str
-    url: str | None  # None: not configured (HA_URL unset); a sync says so
+class HomeConnection(BaseModel):
+    """How to reach one Home Assistant; Dagster's resource config has these fields too."""
+
+    name: str = Field(description="the partition key, and `instance` in the mirror's tables")
+    url: str | None = Field(default=None, description="http(s)://host:8123 or ws(s)://host:8123/api/websocket")
+    verify_tls: StrictBool = Field(default=True, description="verify HA's TLS certificate")
+    ca_bundle: str | None = Field(default=None, description="CA file for a self-signed certificate")
+
+    def client(self, token: str, *, timeout: float, max_frame_size: int) -> HomeAssistantClient:
+        """A (not yet connected) client for this home. Raises ValueError for a URL it cannot use."""
+        if not self.url:
+            raise ValueError(f"home {self.name!r} has no URL")
+        return HomeAssistantClient(
+            self.url, token, timeout=timeout, verify_tls=self.verify_tls, ca_bundle=self.ca_bundle,
+            max_frame_size=max_frame_size,
+        )
+
+
+class Home(HomeConnection):
+    """A home to mirror, checked: a name that can be a partition, a usable URL (or none yet), and
+    the name of the variable that holds its token."""
+
+    model_config = ConfigDict(frozen=True)
+
     token_env: str = DEFAULT_TOKEN_ENV
-    verify_tls: bool = True
-    ca_bundle: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        if not HOME_NAME.match(name):
+            raise ValueError(f"name must be {HOME_NAME_RULE}")
+        return name
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str | None) -> str | None:
+        if url is not None:
+            websocket_url(url)  # the client's own rule; its ValueError says what it expects
+        return url
+
+    @field_validator("token_env")
+    @classmethod
+    def _token_env(cls, token_env: str) -> str:
+        if not ENV_NAME.match(token_env):
+            # Most likely the token itself was pasted here: say so without repeating it.
+            raise ValueError("token_env must name an environment variable, not hold a token")
+        return token_env
+
+    def token(self) -> str | None:
+        """The token, from its variable, at the moment it is needed (never kept)."""
+        return os.environ.get(self.token_env) or None
+
+
+def resolve_homes(settings: Settings, single: Home | None = None, only: str | None = None) -> list[Home]:
+    """Every home to mirror: those of HOMEIQ_HOMES_FILE, else the single home (`single`, or the one
+    of HA_URL and HOMEIQ_INSTANCE). `only` picks one home by name. Raises SettingsError."""
+    if settings.homes_file is not None:
+        homes = load_homes(settings.homes_file.expanduser())
+        if only is None:
+            return homes
+        if only not in (names := [home.name for home in homes]):
+            raise SettingsError(f"{settings.homes_file} has no home {only!r} (it has {', '.join(names)}); pass --home")
+        return [home for home in homes if home.name == only]
+    if single is None:
+        single = single_home(settings, name=only)
+    return [single]
+
+
+def single_home(settings: Settings, **overrides: Any) -> Home:
+    """The home of HA_URL/HA_TOKEN, named HOMEIQ_INSTANCE; `overrides` (None: not given) are the
+    command line's."""
+    fields = {"name": settings.instance, "url": settings.ha_url, "verify_tls": settings.ha_verify_tls,
+              "ca_bundle": settings.ha_ca_bundle}
+    fields.update({key: value for key, value in overrides.items() if value is not None})
+    return checked_home(fields, "the home of HOMEIQ_INSTANCE (--instance) and HA_URL (--ha-url): ", SettingsError)
+
+
+EXPECTED = {"verify_tls": "true or false", "ca_bundle": "a file path"}
+
+
+def checked_home(fields: dict[str, Any], where: str, error: type[SettingsError] = HomesFileError) -> Home:
+    """`Home(**fields)`, or `error` saying where and what is wrong (never quoting a value)."""
+    try:
+        return Home(**fields)
+    except ValidationError as exc:
+        problems = [
+            str(e["msg"]).removeprefix("Value error, ") if e["type"] == "value_error"
+            else f"{e['loc'][0]} must be {EXPECTED.get(str(e['loc'][0]), 'a string')}"
+            for e in exc.errors(include_input=False)
+        ]
+        raise error(where + "; ".join(problems)) from None
 
 
 def load_homes(path: Path) -> list[Home]:
@@ -65,20 +153,8 @@ def load_homes(path: Path) -> list[Home]:
 def _home(entry: object, where: str) -> Home:
     if not isinstance(entry, dict):
         raise HomesFileError(f"{where} must be a mapping with name, url and token_env")
-    if unknown := sorted(set(entry) - FIELDS):
+    if unknown := sorted(set(entry) - set(FIELDS)):
         raise HomesFileError(f"{where} has unknown fields {unknown}; known: {sorted(FIELDS)}")
-    name, url, token_env = entry.get("name"), entry.get("url"), entry.get("token_env", DEFAULT_TOKEN_ENV)
-    if not isinstance(name, str) or not NAME.match(name):
-        raise HomesFileError(f"{where}: name must be lowercase letters, digits, '-' or '_' (got {name!r})")
-    if not isinstance(url, str) or not re.match(r"^(https?|wss?)://", url):
-        raise HomesFileError(f"{where} ({name}): url must start with http://, https://, ws:// or wss://")
-    if not isinstance(token_env, str) or not ENV_NAME.match(token_env):
-        # Most likely the token itself was pasted here: say so without repeating it.
-        raise HomesFileError(f"{where} ({name}): token_env must name an environment variable, not hold a token")
-    verify_tls = entry.get("verify_tls", True)
-    if not isinstance(verify_tls, bool):
-        raise HomesFileError(f"{where} ({name}): verify_tls must be true or false")
-    ca_bundle = entry.get("ca_bundle")
-    if ca_bundle is not None and not isinstance(ca_bundle, str):
-        raise HomesFileError(f"{where} ({name}): ca_bundle must be a file path")
-    return Home(name, url, token_env, verify_tls, ca_bundle)
+    if not isinstance(entry.get("url"), str):
+        raise HomesFileError(f"{where} ({entry.get('name')!r}): url must be a Home Assistant URL, http(s)://host:8123")
+    return checked_home(entry, f"{where} ({entry.get('name')!r}): ")

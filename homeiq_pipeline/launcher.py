@@ -1,8 +1,8 @@
 """`homeiq-pipeline run`: the Dagster UI and daemon (`dagster dev`) with this project's code location.
 
 The reconnect sensor syncs on its first contact with Home Assistant, so a sync lands within about
-a minute of start-up. With `--demo`, a labelled demo Home Assistant is started first and
-everything points at it (its own database and instance name, so demo rows never mix with real ones).
+a minute of start-up. The instance settings (dagster.yaml) and the workspace (the location named
+`homeiq_pipeline`) come from the package itself, so a wheel install runs exactly as a checkout does.
 """
 
 from __future__ import annotations
@@ -13,45 +13,47 @@ import signal
 import subprocess
 import sys
 from collections.abc import Mapping
+from importlib import resources
 from pathlib import Path
 
-from . import settings, storage
+from .settings import Settings
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent  # a source checkout: workspace.yaml, dagster.yaml
+PACKAGE = resources.files(__package__)
 
 
-def dagster_home(env: Mapping[str, str]) -> Path:
-    """DAGSTER_HOME, or data/dagster; it gets the project's dagster.yaml if it has none."""
-    home = Path(env.get("DAGSTER_HOME") or Path(env.get("HOMEIQ_DATA_DIR") or "data") / "dagster").resolve()
+def dagster_home(settings: Settings) -> Path:
+    """DAGSTER_HOME, or data/dagster; it gets the package's dagster.yaml if it has none."""
+    home = (settings.dagster_home or settings.data_dir / "dagster").expanduser().resolve()
     home.mkdir(parents=True, exist_ok=True)
-    shipped = PROJECT_ROOT / "dagster.yaml"
-    if not (home / "dagster.yaml").exists() and shipped.exists():
-        shutil.copyfile(shipped, home / "dagster.yaml")
+    if not (home / "dagster.yaml").exists():
+        with resources.as_file(PACKAGE / "dagster.yaml") as shipped:
+            shutil.copyfile(shipped, home / "dagster.yaml")
     return home
 
 
-def dagster_command(host: str, port: int) -> list[str]:
-    workspace = PROJECT_ROOT / "workspace.yaml"
-    location = ["-w", str(workspace)] if workspace.exists() else ["-m", "homeiq_pipeline.definitions"]
-    return [sys.executable, "-m", "dagster", "dev", *location, "-h", host, "-p", str(port)]
+def dagster_command(host: str, port: int, workspace: Path) -> list[str]:
+    return [sys.executable, "-m", "dagster", "dev", "-w", str(workspace), "-h", host, "-p", str(port)]
 
 
-def demo_environment(ha_url: str, token: str) -> dict[str, str]:
-    db_url = os.environ.get("HOMEIQ_DEMO_DB_URL") or storage.default_database_url().replace("homeiq.db", "demo.db")
+def demo_environment(settings: Settings, ha_url: str, token: str) -> dict[str, str]:
+    """What `run --demo` points everything at: the demo HA, its own database and instance name."""
     return {
         "HA_URL": ha_url,
         "HA_TOKEN": token,
-        "HOMEIQ_DB_URL": db_url,
+        "HOMEIQ_DB_URL": settings.demo_db_url,
         "HOMEIQ_INSTANCE": "demo",
-        "HA_SENSOR_INTERVAL_SECONDS": os.environ.get("HA_SENSOR_INTERVAL_SECONDS") or "10",
+        # The demo looks more often, unless told otherwise.
+        "HA_SENSOR_INTERVAL_SECONDS": str(
+            settings.sensor_interval_seconds if "sensor_interval_seconds" in settings.model_fields_set else 10
+        ),
     }
 
 
-def run_dagster(extra_env: Mapping[str, str], host: str, port: int) -> int:
+def run_dagster(settings: Settings, extra_env: Mapping[str, str], host: str, port: int) -> int:
     """Run `dagster dev` until it exits or we are asked to stop (SIGTERM / Ctrl-C), then stop it."""
     env = {**os.environ, **extra_env, "DAGSTER_DISABLE_TELEMETRY": "1"}
-    env["DAGSTER_HOME"] = str(dagster_home(env))
-    env.setdefault("HOMEIQ_DB_URL", settings.database_url())
+    env["DAGSTER_HOME"] = str(dagster_home(settings))
+    env.setdefault("HOMEIQ_DB_URL", settings.db_url)
     print(f"Dagster UI: http://{host}:{port}  (DAGSTER_HOME={env['DAGSTER_HOME']})", flush=True)
     process: subprocess.Popen[bytes] | None = None
 
@@ -62,16 +64,17 @@ def run_dagster(extra_env: Mapping[str, str], host: str, port: int) -> int:
     # Handlers first: a child inherits an *ignored* SIGINT (as in any background job of a
     # script), and dagster dev would then ignore Ctrl-C and our stop request.
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    # Its own process group, so stopping it stops the webserver, daemon and code server it started.
-    process = subprocess.Popen(dagster_command(host, port), env=env, start_new_session=True)
-    try:
-        return process.wait()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGINT)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+    with resources.as_file(PACKAGE / "workspace.yaml") as workspace:
+        # Its own process group, so stopping it stops the webserver, daemon and code server it started.
+        process = subprocess.Popen(dagster_command(host, port, workspace), env=env, start_new_session=True)
+        try:
+            return process.wait()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGINT)
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)

@@ -1,4 +1,5 @@
-"""Shared fixtures: a fake HA serving the recording of a real HA 2025.4.4, and a fresh mirror.
+"""Shared fixtures: a fake HA serving the recording of a real HA 2025.4.4, and a fresh mirror; and
+what a failing test that has a Dagster deployment up reports about it (tests/helpers.py).
 
 The mirror fixtures (`db_url`, `engine`) run every fast-tier test twice: on SQLite and on a real
 PostgreSQL server that this test run starts itself (tests/postgres.py), a fresh database per test.
@@ -7,34 +8,22 @@ The marked tiers (real_ha, e2e, container) use SQLite here; they start their own
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
 import sqlalchemy as sa
 
-from homeiq_pipeline import homeassistant as ha
 from homeiq_pipeline import storage
-from homeiq_pipeline.demo.server import FakeHomeAssistant
 
+from .fake_ha import FakeHomeAssistant
+from .helpers import RUNNING, TOKEN, dagster_diagnostics
 from .postgres import PostgresServer, postgres_server
 from .servers import missing
 
-TOKEN = "test-token-0123456789abcdef"
 DATABASES = ("sqlite", "postgresql")
 SLOW_TIERS = ("real_ha", "e2e", "container")
-
-
-def at_once(function: Callable[[Any], object], arguments: Sequence[Any], timeout: float = 60) -> list[object]:
-    """`function` on each argument, each in its own thread, all started together: what each
-    returned, or the exception it raised (for the test to assert on)."""
-    with ThreadPoolExecutor(len(arguments)) as pool:
-        futures = [pool.submit(function, argument) for argument in arguments]
-        return [future.exception(timeout) or future.result() for future in futures]
 
 
 @pytest.fixture
@@ -74,6 +63,20 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServe
     missing(_server_error[0])
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A test that fails using a Dagster deployment a fixture holds up reports what went on in it."""
+    report = yield
+    if report.failed:
+        used = {getattr(value, "url", "") for value in getattr(item, "funcargs", {}).values()}
+        for url in sorted(RUNNING.keys() & used):
+            title = f"Dagster at {url}: its log, sensor ticks and runs"
+            report.sections.append((title, dagster_diagnostics(url, RUNNING[url])))
+    return report
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if _server_error:  # loud: the PostgreSQL half of the database tests did not run
         terminalreporter.write_sep("!", f"PostgreSQL variants NOT run: {_server_error[0]}", red=True)
@@ -110,35 +113,3 @@ def engine(db_url: str) -> Iterator[sa.Engine]:
     engine = storage.open_database(db_url)
     yield engine
     engine.dispose()
-
-
-def fetch(server: FakeHomeAssistant, **client_options: object) -> ha.Snapshot:
-    with ha.HomeAssistantClient(server.url, TOKEN, **client_options) as client:  # type: ignore[arg-type]
-        return ha.fetch_snapshot(client)
-
-
-def sync(server: FakeHomeAssistant, engine: sa.Engine, **options: object) -> storage.SyncResult:
-    return storage.sync_snapshot(engine, fetch(server), **options)  # type: ignore[arg-type]
-
-
-def database_fingerprint(db_url: str) -> str:
-    """A hash of everything in the database, on any engine: every table's name, columns and
-    indexes, and all its rows (in a canonical order), the migration version included. Equal
-    fingerprints mean no row, value, table or index was added, changed or removed."""
-    engine = sa.create_engine(db_url)
-    digest = hashlib.sha256()
-    try:
-        inspector = sa.inspect(engine)
-        all_columns, all_indexes = inspector.get_multi_columns(), inspector.get_multi_indexes()  # one query each
-        with engine.connect() as connection:
-            for (_, name), found in sorted(all_columns.items()):
-                columns = [column["name"] for column in found]
-                indexes = sorted(index["name"] or "" for index in all_indexes.get((None, name), []))
-                digest.update(repr((name, columns, indexes)).encode())
-                table = sa.table(name, *(sa.column(column) for column in columns))
-                # Sorted here, not by SQL: PostgreSQL's json type has no ordering.
-                rows = sorted(repr(tuple(row)) for row in connection.execute(sa.select(table)))
-                digest.update(repr((len(rows), rows)).encode())
-    finally:
-        engine.dispose()
-    return digest.hexdigest()

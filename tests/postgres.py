@@ -24,7 +24,7 @@ from pathlib import Path
 
 import psycopg
 
-from .servers import free_port
+from .helpers import free_port
 
 SUPERUSER = "postgres"
 MISSING = (

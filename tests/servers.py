@@ -1,8 +1,7 @@
 """The one rule for tests that need a real server (Home Assistant, PostgreSQL, VictoriaMetrics,
 Chromium, podman): on a user's machine a missing one skips with a loud reason; where
 HOMEIQ_REQUIRE_REAL_SERVERS=1 (CI sets it) it fails instead, so no tier can silently not run.
-And the one way to choose a port for a server a test starts: `free_port`, from the harness that
-the tests, scripts and benchmarks share (scripts/real_ha.py)."""
+Importing it puts scripts/ (the harness the tests, scripts and benchmarks share) on sys.path."""
 
 from __future__ import annotations
 
@@ -16,9 +15,6 @@ import pytest
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 if str(SCRIPTS) not in sys.path:
     sys.path.insert(0, str(SCRIPTS))
-from real_ha import free_port  # noqa: E402
-
-__all__ = ["REQUIRED_BY", "free_port", "missing", "required"]
 
 REQUIRED_BY = "HOMEIQ_REQUIRE_REAL_SERVERS"
 

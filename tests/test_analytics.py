@@ -10,11 +10,12 @@ import sqlalchemy as sa
 from homeiq_pipeline.defs.analytics import assets as analytics_assets
 from homeiq_pipeline.defs.analytics import checks as analytics_checks
 from homeiq_pipeline.defs.home_assistant import assets as ha_assets
-from homeiq_pipeline.defs.resources import MirrorDatabase, one_home
+from homeiq_pipeline.defs.home_assistant.resources import one_home
+from homeiq_pipeline.defs.resources import MirrorDatabase
 from homeiq_pipeline.storage import DEFAULT_INSTANCE as HOME
-from homeiq_pipeline.demo.server import FakeHomeAssistant
 
-from .conftest import TOKEN
+from .fake_ha import FakeHomeAssistant
+from .helpers import TOKEN
 
 T1, T2 = "2026-11-27T06:00:00+00:00", "2026-11-27T07:00:00+00:00"
 

@@ -11,9 +11,9 @@ from collections.abc import Callable
 import pytest
 
 from homeiq_pipeline import cli
-from homeiq_pipeline.demo.server import FakeHomeAssistant
 
-from .conftest import TOKEN, database_fingerprint
+from .fake_ha import FakeHomeAssistant
+from .helpers import TOKEN, database_fingerprint
 
 
 @pytest.fixture

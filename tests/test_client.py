@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from homeiq_pipeline import homeassistant as ha
-from homeiq_pipeline.demo.server import FakeHomeAssistant
 
-from .conftest import TOKEN
+from .fake_ha import FakeHomeAssistant
+from .helpers import TOKEN
 
 
 @pytest.mark.parametrize(
@@ -107,8 +107,35 @@ def test_unreachable_home_assistant_is_cannot_connect() -> None:
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    with pytest.raises(ha.CannotConnect, match="cannot reach Home Assistant"):
+    with pytest.raises(ha.CannotConnect, match="cannot reach Home Assistant") as failed:
         ha.HomeAssistantClient(f"http://127.0.0.1:{port}", TOKEN, timeout=2).connect()
+    assert isinstance(failed.value.__cause__, ConnectionRefusedError)  # the cause is kept, not dropped
+    assert failed.value.cause is ha.Cause.UNAVAILABLE and failed.value.cause.retry_can_help
+
+
+@pytest.mark.parametrize(
+    ("error", "cause", "retry_can_help", "settings_must_change"),
+    [
+        (ha.CannotConnect, ha.Cause.UNAVAILABLE, True, False),
+        (ha.RequestTimeout, ha.Cause.UNAVAILABLE, True, False),
+        (ha.HomeAssistantStarting, ha.Cause.UNAVAILABLE, True, False),
+        (ha.AuthenticationFailed, ha.Cause.TOKEN_REJECTED, False, True),
+        (ha.CertificateNotTrusted, ha.Cause.CERTIFICATE_NOT_TRUSTED, False, True),
+        (ha.CommandFailed, ha.Cause.UNUSABLE_ANSWER, False, False),
+        (ha.FrameTooLarge, ha.Cause.UNUSABLE_ANSWER, False, False),
+        (ha.ProtocolError, ha.Cause.UNUSABLE_ANSWER, False, False),
+    ],
+)
+def test_every_error_says_whether_a_retry_can_help_or_a_person_must_act(
+    error: type[ha.HomeAssistantError], cause: ha.Cause, retry_can_help: bool, settings_must_change: bool
+) -> None:
+    """The one classification the CLI (exit codes), the sync asset (retries) and the watcher
+    (backoff or stop) act on; each maps every cause."""
+    from homeiq_pipeline.cli.exits import FOR_CAUSE
+
+    assert error.cause is cause
+    assert (cause.retry_can_help, cause.settings_must_change) == (retry_can_help, settings_must_change)
+    assert set(FOR_CAUSE) == set(ha.Cause)
 
 
 def test_a_wrong_path_is_named(fake_ha: FakeHomeAssistant) -> None:

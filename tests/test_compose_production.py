@@ -71,7 +71,7 @@ def test_the_webserver_and_daemon_get_the_postgres_instance_yaml() -> None:
 
 
 def test_the_postgres_instance_yaml_differs_from_dagster_yaml_only_in_its_storage() -> None:
-    default = yaml.safe_load((ROOT / "dagster.yaml").read_text())
+    default = yaml.safe_load((ROOT / "homeiq_pipeline" / "dagster.yaml").read_text())
     on_postgres = yaml.safe_load((DOCKER / "dagster.postgres.yaml").read_text())
     assert on_postgres.pop("storage") == {"postgres": {"postgres_url": {"env": "DAGSTER_POSTGRES_URL"}}}
     assert "storage" not in default

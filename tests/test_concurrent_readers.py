@@ -26,7 +26,7 @@ import sqlalchemy as sa
 
 from homeiq_pipeline import storage
 from homeiq_pipeline.demo.synthetic import synthetic_results
-from homeiq_pipeline.homeassistant.snapshot import LIST_COMMANDS, Snapshot
+from homeiq_pipeline.snapshot import LIST_COMMANDS, Snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 SYNCS = 50
@@ -55,18 +55,15 @@ def variant(index: int) -> Snapshot:
 
 def read_until_stopped(db_url: str, stop: str, report: str, progress: str) -> None:
     """Loop: the analytics' read (latest run + the live mirror, one transaction), summarised."""
-    from homeiq_pipeline.analytics import compute
-    from homeiq_pipeline.analytics import refresh
-    from homeiq_pipeline.analytics.refresh import latest_picture
+    from homeiq_pipeline.analytics import compute, latest_picture
 
     engine = storage.create_engine(db_url)
     reads: list[dict[str, Any]] = []
     errors: list[str] = []
     while not os.path.exists(stop):
-        refresh._kept = None  # each time a whole read: the kept picture would serve the same run unread
         try:
             with storage.read_snapshot(engine) as connection:
-                run, picture = latest_picture(connection, "home")
+                run, picture = latest_picture(connection, "home")  # no cache: each time a whole read
             overview = compute.home_overview(picture, run).iloc[0]
             pairs = list(zip(picture.states["entity_id"], picture.states["state"]))
             reads.append({
@@ -86,7 +83,7 @@ def read_until_stopped(db_url: str, stop: str, report: str, progress: str) -> No
 def refresh_until_stopped(db_url: str, stop: str, report: str, progress: str) -> None:
     """Loop: the analytics refresh (reads the mirror, writes the analytics tables), then check what
     it stored against the sync run it names."""
-    from homeiq_pipeline.analytics.refresh import refresh_analytics
+    from homeiq_pipeline.analytics import refresh_analytics
     from homeiq_pipeline.storage.schema import ANALYTICS_TABLES
 
     engine = storage.create_engine(db_url)

@@ -24,23 +24,23 @@ import pytest
 import sqlalchemy as sa
 
 from homeiq_pipeline import cli, storage
-from homeiq_pipeline.demo.server import FakeHomeAssistant
 from homeiq_pipeline.storage.queries import recent_sync_runs
 from homeiq_pipeline.storage.schema import MIRRORED_TABLES, devices, entities
 
-from .conftest import TOKEN, sync
+from .fake_ha import FakeHomeAssistant
+from .helpers import TOKEN, sync
 from .mirror_checks import all_rows, assert_mirror_equals_ha
 
-# Runs `homeiq-pipeline sync` with `_apply` wrapped: after PAUSE_AFTER tables it reports what it
+# Runs `homeiq-pipeline sync` with `storage.write.apply_plan` wrapped: after PAUSE_AFTER tables it reports what it
 # sees inside its own transaction to READY_FILE and sleeps until killed.
 CHILD = r"""
 import json, os, sys, time
 import sqlalchemy as sa
 from homeiq_pipeline import cli
-from homeiq_pipeline.storage import sync as storage_sync
+from homeiq_pipeline.storage import write as storage_write
 from homeiq_pipeline.storage.schema import devices
 
-real_apply, applied = storage_sync._apply, []
+real_apply, applied = storage_write.apply_plan, []
 
 def apply_then_pause(connection, plan, *args):
     real_apply(connection, plan, *args)
@@ -55,7 +55,7 @@ def apply_then_pause(connection, plan, *args):
         os.replace(ready + ".tmp", ready)  # the parent never reads half a report
         time.sleep(600)
 
-storage_sync._apply = apply_then_pause
+storage_write.apply_plan = apply_then_pause
 sys.exit(cli.main(sys.argv[1:]))
 """
 

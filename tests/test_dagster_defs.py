@@ -12,15 +12,13 @@ from homeiq_pipeline.definitions import defs
 from homeiq_pipeline.defs.home_assistant import assets as ha_assets
 from homeiq_pipeline.defs.home_assistant import checks, schedules, sensors
 from homeiq_pipeline.defs.home_assistant.jobs import sync_home_assistant
-from homeiq_pipeline.defs.resources import (
-    MirrorDatabase,
-    one_home,
-)
-from homeiq_pipeline.demo.server import FakeHomeAssistant
+from homeiq_pipeline.defs.home_assistant.resources import one_home
+from homeiq_pipeline.defs.resources import MirrorDatabase
 from homeiq_pipeline.storage import DEFAULT_INSTANCE as HOME
 from homeiq_pipeline.storage.schema import MIRRORED_TABLES
 
-from .conftest import TOKEN
+from .fake_ha import FakeHomeAssistant
+from .helpers import TOKEN
 from .mirror_checks import assert_mirror_equals_ha
 
 REGISTRY_ASSETS = [spec.name for spec in MIRRORED_TABLES]
@@ -47,17 +45,6 @@ def materialize(server: FakeHomeAssistant, db_url: str, **options: object) -> dg
         partition_key=HOME,
         raise_on_error=False,
     )
-
-
-def test_all_definitions_load() -> None:
-    definitions = defs()
-    dg.Definitions.validate_loadable(definitions)
-    repository = definitions.get_repository_def()
-    assert {key.to_user_string() for key in repository.asset_graph.get_all_asset_keys()} >= set(REGISTRY_ASSETS)
-    assert repository.has_job("sync_home_assistant")
-    assert {s.name for s in repository.schedule_defs} >= {"home_assistant_refresh", "mirror_freshness"}
-    assert [s.name for s in repository.sensor_defs] == ["home_assistant_reconnect"]
-    assert set(repository.get_top_level_resources()) >= {"home_assistant", "mirror"}
 
 
 def test_registry_assets_are_grouped_and_share_one_pool() -> None:

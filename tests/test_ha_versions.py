@@ -12,12 +12,13 @@ import pytest
 import sqlalchemy as sa
 
 from homeiq_pipeline import analytics, storage
-from homeiq_pipeline.demo.server import FakeHomeAssistant, load_recording
+from homeiq_pipeline.demo.server import load_recording
 from homeiq_pipeline.homeassistant import LIST_COMMANDS
 from homeiq_pipeline.storage.schema import REGISTRY_TABLES, devices
 
-from .conftest import TOKEN, sync
+from .fake_ha import FakeHomeAssistant
 from .fixtures import reshape_2026
+from .helpers import TOKEN, sync
 from .mirror_checks import BY_FIELD, assert_mirror_equals_ha, live_rows
 
 RECORDINGS = ("ha-2025.1.4.json", "ha-2025.4.4.json", "ha-2026.11.0.json")

@@ -24,12 +24,12 @@ from homeiq_pipeline.defs.home_assistant import assets as ha_assets
 from homeiq_pipeline.defs.home_assistant import jobs, schedules, sensors
 from homeiq_pipeline.defs.influxdb import assets as history_assets
 from homeiq_pipeline.defs.influxdb.resources import InfluxDBResource
-from homeiq_pipeline.defs.resources import MirrorDatabase, one_home
+from homeiq_pipeline.defs.home_assistant.resources import one_home
+from homeiq_pipeline.defs.resources import MirrorDatabase
 from homeiq_pipeline.storage import DEFAULT_INSTANCE as HOME
-from homeiq_pipeline.demo.server import FakeHomeAssistant
 
-from .conftest import TOKEN
-from .e2e.conftest import free_port, wait_for
+from .fake_ha import FakeHomeAssistant
+from .helpers import TOKEN, free_port, wait_for
 from .servers import missing
 
 INFLUX_TOKEN = "influx-secret-token-42"
@@ -156,7 +156,7 @@ def run_sync(server: FakeHomeAssistant, db_url: str, influx_url: str, token: str
 
 
 def test_history_is_off_by_default_and_syncs_leave_it_out() -> None:
-    assert not settings.history_enabled()
+    assert not settings.current().history_enabled
     selected = {key.to_user_string() for key in jobs.SYNC_SELECTION.resolve(ALL_ASSETS)}
     assert "home_assistant_history" not in selected and "ha_devices" in selected
     assert "DISABLED" in history_assets.home_assistant_history.descriptions_by_key[dg.AssetKey("home_assistant_history")]

@@ -14,11 +14,12 @@ import sqlalchemy as sa
 import yaml
 
 from homeiq_pipeline import settings
-from homeiq_pipeline.demo.server import FakeHomeAssistant
-from homeiq_pipeline.homes import Home, HomesFileError, load_homes
+from homeiq_pipeline.homes import Home, HomesFileError, load_homes, resolve_homes
+from homeiq_pipeline.settings import SettingsError
 from homeiq_pipeline.storage.schema import MIRRORED_TABLES
 
-from .conftest import TOKEN
+from .fake_ha import FakeHomeAssistant
+from .helpers import TOKEN
 
 DEFS_MODULES = ("homeiq_pipeline.definitions", "homeiq_pipeline.defs")
 
@@ -41,9 +42,9 @@ def test_a_homes_file_lists_each_home_with_its_own_token_variable_and_tls(tmp_pa
         ],
     )
     assert load_homes(path) == [
-        Home("home", "https://ha.local:8123", "HA_TOKEN", True, None),
-        Home("cabin", "http://10.0.0.2:8123", "HA_TOKEN_CABIN", False, None),
-        Home("flat_2", "wss://flat.example/api/websocket", "T", True, "/ca.pem"),
+        Home(name="home", url="https://ha.local:8123", token_env="HA_TOKEN"),
+        Home(name="cabin", url="http://10.0.0.2:8123", token_env="HA_TOKEN_CABIN", verify_tls=False),
+        Home(name="flat_2", url="wss://flat.example/api/websocket", token_env="T", ca_bundle="/ca.pem"),
     ]
 
 
@@ -52,8 +53,8 @@ def test_a_homes_file_lists_each_home_with_its_own_token_variable_and_tls(tmp_pa
     [
         ([], "non-empty list under `homes:`"),
         ([{"name": "a", "url": "http://x"}, {"name": "a", "url": "http://y"}], "unique, repeated: a"),
-        ([{"name": "Cabin!", "url": "http://x"}], "name must be lowercase"),
-        ([{"name": "a", "url": "ftp://x"}], "url must start with"),
+        ([{"name": "Cabin!", "url": "http://x"}], "name must be letters, digits"),
+        ([{"name": "a", "url": "ftp://x"}], "not a Home Assistant URL"),
         ([{"name": "a", "url": "http://x", "token_env": "eyJhbGciOi.JIUzI1NiIsInR5cCI6"}], "must name an environment variable"),
         ([{"name": "a", "url": "http://x", "token": "abc"}], "unknown fields ['token']"),
         ([{"name": "a", "url": "http://x", "verify_tls": "no"}], "verify_tls must be true or false"),
@@ -80,7 +81,7 @@ def test_without_a_homes_file_ha_url_and_ha_token_mean_one_home_called_home(monk
     monkeypatch.delenv("HOMEIQ_HOMES_FILE", raising=False)
     monkeypatch.delenv("HOMEIQ_INSTANCE", raising=False)
     monkeypatch.setenv("HA_URL", "http://127.0.0.1:8123")
-    assert settings.homes() == [Home("home", "http://127.0.0.1:8123", "HA_TOKEN", True, None)]
+    assert resolve_homes(settings.current()) == [Home(name="home", url="http://127.0.0.1:8123", token_env="HA_TOKEN")]
 
 
 # -- the code location with several homes -------------------------------------------------------
@@ -259,5 +260,24 @@ def test_a_yaml_error_says_where_without_quoting_the_line(tmp_path: Path) -> Non
 def test_an_instance_name_that_cannot_be_a_partition_is_refused(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
     monkeypatch.delenv("HOMEIQ_HOMES_FILE", raising=False)
     monkeypatch.setenv("HOMEIQ_INSTANCE", name)
-    with pytest.raises(HomesFileError, match="cannot name a home"):
-        settings.homes()
+    with pytest.raises(SettingsError, match="HOMEIQ_INSTANCE: expected a home name.*cannot name a home"):
+        resolve_homes(settings.current())
+
+
+@pytest.mark.parametrize("name", ["a,b", "x" * 101, "living room"])
+def test_the_same_name_rule_holds_for_homes_yaml_and_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    """A name Dagster's partitions would not have is refused by the CLI too, so it cannot write
+    rows Dagster can never show."""
+    from homeiq_pipeline import cli
+
+    with pytest.raises(HomesFileError, match="name must be letters, digits, '-' or '_'"):
+        load_homes(write_homes(tmp_path / "homes.yaml", [{"name": name, "url": "http://x"}]))
+    monkeypatch.delenv("HOMEIQ_HOMES_FILE", raising=False)
+    monkeypatch.setenv("HA_TOKEN", TOKEN)
+    db_url = f"sqlite:///{tmp_path / 'mirror.db'}"
+    for command in (["--instance", name, "sync", "--ha-url", "http://127.0.0.1:1"], ["watch", "--home", name]):
+        assert cli.main(["--db-url", db_url, *command]) == cli.EXIT_CONFIG
+        assert "letters, digits, '-' or '_'" in capsys.readouterr().err
+    assert not (tmp_path / "mirror.db").exists()  # nothing was written

@@ -29,12 +29,13 @@ from hypothesis import strategies as st
 
 from homeiq_pipeline import homeassistant as ha
 from homeiq_pipeline import storage
-from homeiq_pipeline.demo.server import FakeHomeAssistant, load_recording
+from homeiq_pipeline.demo.server import load_recording
 from homeiq_pipeline.homeassistant import LIST_COMMANDS, Snapshot
 from homeiq_pipeline.storage.schema import MIRRORED_TABLES, MirroredTable
 
 from . import hostile_servers as hs
-from .conftest import TOKEN
+from .fake_ha import FakeHomeAssistant
+from .helpers import TOKEN
 from .mirror_checks import all_rows, assert_mirror_equals_ha
 
 # Deterministic in CI (derandomize: the same examples every run); HOMEIQ_HYPOTHESIS_EXAMPLES

@@ -15,12 +15,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from homeiq_pipeline import storage
-from homeiq_pipeline.demo.server import FakeHomeAssistant, load_recording
+from homeiq_pipeline.demo.server import load_recording
 from homeiq_pipeline.storage import sync as sync_module
 from homeiq_pipeline.storage.database import _alembic_config, create_engine, current_revision, head_revision
 from homeiq_pipeline.storage.schema import MIRRORED_BY_NAME, MIRRORED_TABLES, MirroredTable
 
-from .conftest import TOKEN, sync
+from .fake_ha import FakeHomeAssistant
+from .helpers import TOKEN, sync
 from .mirror_checks import all_rows, assert_mirror_equals_ha
 
 NEW_COLUMNS = {  # what 0003 adds

@@ -11,7 +11,7 @@ from homeiq_pipeline import storage
 from homeiq_pipeline.storage.database import MIGRATIONS, current_revision
 from homeiq_pipeline.storage.schema import MIRRORED_TABLES
 
-from .conftest import at_once
+from .helpers import at_once
 
 
 def test_migrations_build_exactly_the_declared_schema(db_url: str) -> None:

@@ -30,11 +30,11 @@ import pytest
 import sqlalchemy as sa
 
 from homeiq_pipeline import storage
-from homeiq_pipeline.demo.server import FakeHomeAssistant
 from homeiq_pipeline.homeassistant import LIST_COMMANDS
 from homeiq_pipeline.storage.schema import MIRRORED_TABLES
 
-from .conftest import sync
+from .fake_ha import FakeHomeAssistant
+from .helpers import sync
 from .mirror_checks import BY_FIELD, all_rows, assert_mirror_equals_ha
 
 SYNCS = 300

@@ -9,12 +9,12 @@ import pytest
 import sqlalchemy as sa
 
 from homeiq_pipeline import storage
-from homeiq_pipeline.demo.server import FakeHomeAssistant
 from homeiq_pipeline.homeassistant import LIST_COMMANDS
-from homeiq_pipeline.storage import sync as storage_sync
+from homeiq_pipeline.storage import write as storage_write
 from homeiq_pipeline.storage.schema import MIRRORED_TABLES, devices, entities, states
 
-from .conftest import at_once, fetch, sync
+from .fake_ha import FakeHomeAssistant
+from .helpers import at_once, fetch, sync
 from .mirror_checks import BY_FIELD, all_rows, assert_mirror_equals_ha, live_rows
 
 
@@ -181,7 +181,7 @@ def test_a_failure_half_way_through_the_writes_rolls_everything_back(
     mutate(fake_ha, "config/device_registry/list", lambda lst: lst.pop())
     mutate(fake_ha, "config/entity_registry/list", lambda lst: lst[0].update(name="changed"))
     applied: list[str] = []
-    real_apply = storage_sync._apply
+    real_apply = storage_write.apply_plan
 
     def apply_then_crash(connection: sa.Connection, plan: Any, *args: Any) -> None:
         real_apply(connection, plan, *args)
@@ -189,7 +189,7 @@ def test_a_failure_half_way_through_the_writes_rolls_everything_back(
         if len(applied) == 3:
             raise RuntimeError("simulated crash after three tables were written")
 
-    monkeypatch.setattr(storage_sync, "_apply", apply_then_crash)
+    monkeypatch.setattr(storage_write, "apply_plan", apply_then_crash)
     with pytest.raises(RuntimeError, match="simulated crash"):
         sync(fake_ha, engine)
     assert applied[:2] == ["ha_devices", "ha_entities"]
@@ -285,7 +285,7 @@ def test_on_postgresql_homes_sync_side_by_side_and_one_homes_writers_take_turns(
 ) -> None:
     import threading
 
-    from .e2e.conftest import wait_for
+    from .helpers import wait_for
 
     snapshot = fetch(fake_ha)
     engine = storage.open_database(postgres_url)

@@ -25,14 +25,11 @@ from homeiq_pipeline import homeassistant as ha
 from homeiq_pipeline.definitions import defs
 from homeiq_pipeline.defs.home_assistant import assets as ha_assets
 from homeiq_pipeline.defs.home_assistant import sensors
-from homeiq_pipeline.defs.resources import (
-    HomeAssistantHome,
-    HomeAssistantResource,
-    MirrorDatabase,
-)
-from homeiq_pipeline.demo.server import FakeHomeAssistant
+from homeiq_pipeline.defs.home_assistant.resources import HomeAssistantHome, HomeAssistantResource
+from homeiq_pipeline.defs.resources import MirrorDatabase
 
-from .conftest import TOKEN
+from .fake_ha import FakeHomeAssistant
+from .helpers import TOKEN
 from .mirror_checks import assert_mirror_equals_ha
 
 DISABLED_WARNING = "TLS certificate verification is DISABLED"

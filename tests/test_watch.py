@@ -23,7 +23,6 @@ import sqlalchemy as sa
 
 from homeiq_pipeline import homeassistant as ha
 from homeiq_pipeline import storage
-from homeiq_pipeline.demo.server import FakeHomeAssistant
 from homeiq_pipeline.storage.schema import areas, config_entries, devices, entities
 from homeiq_pipeline.watch import (
     SUBSCRIPTIONS,
@@ -37,12 +36,13 @@ from homeiq_pipeline.watch import (
 from homeiq_pipeline.watch.direct import DirectSyncs
 from homeiq_pipeline.watch.loop import Refused, TryLater
 
-from .conftest import TOKEN
-from .e2e import conftest as e2e
+from . import helpers
+from .fake_ha import FakeHomeAssistant
+from .helpers import TOKEN
 from .mirror_checks import all_rows, assert_mirror_equals_ha, live_rows
 
 DEBOUNCE = 0.3  # seconds; the default (2 s) is used by the burst test
-wait_for = functools.partial(e2e.wait_for, every=0.05)  # in-process servers answer at once
+wait_for = functools.partial(helpers.wait_for, every=0.05)  # in-process servers answer at once
 
 
 class RecordingSyncs:
@@ -209,18 +209,24 @@ def test_a_burst_of_50_changes_in_one_second_yields_at_most_two_syncs(
     fake_ha: FakeHomeAssistant, syncs: RecordingSyncs, engine: sa.Engine
 ) -> None:
     device = fake_ha.results["config/device_registry/list"][0]
-    with watching(fake_ha, syncs, debounce=2.0):  # the default debounce
+
+    def announced() -> int:
+        """How many of the burst's announcements the syncs after the first one carry in their reasons."""
+        counts = [re.fullmatch(r"device_registry update(?: x(\d+))?", tags["homeiq/reason"])
+                  for tags in syncs.requests[1:]]
+        assert all(counts), syncs.reasons()
+        return sum(int(m.group(1) or 1) for m in counts if m)
+
+    with watching(fake_ha, syncs, debounce=2.0) as watcher:  # the default debounce
         wait_for("the first sync", synced(syncs, 1))
         for n in range(50):
             fake_ha.change("config/device_registry/update", device_id=device["id"], name_by_user=f"Burst {n}")
             time.sleep(0.02)
         wait_for("the last name", lambda: live_rows(engine, devices)[device["id"]]["name_by_user"] == "Burst 49")
-        time.sleep(2.5)  # one more debounce: nothing else is owed
-    after_burst = syncs.requests[1:]
-    assert 1 <= len(after_burst) <= 2
-    # Every one of the 50 announcements is accounted for in the runs' reasons.
-    counts = [re.fullmatch(r"device_registry update(?: x(\d+))?", tags["homeiq/reason"]) for tags in after_burst]
-    assert all(counts) and sum(int(m.group(1) or 1) for m in counts if m) == 50
+        # Every announcement synced and nothing owed: no event is left that could ask for another sync.
+        wait_for("all 50 announcements synced", lambda: announced() >= 50 and not watcher.owes, timeout=60)
+    assert 1 <= len(syncs.requests[1:]) <= 2
+    assert announced() == 50
 
 
 def test_changes_while_a_sync_waits_in_the_queue_request_no_other(
@@ -274,19 +280,23 @@ def test_a_restart_of_home_assistant_while_watching_ends_in_one_sync_once_it_run
     server = FakeHomeAssistant(token=TOKEN).start()
     syncs = RecordingSyncs(server, db_url)
     try:
-        with watching(server, syncs, backoff_first=0.1, backoff_max=0.5, state_poll=0.1):
+        with watching(server, syncs, backoff_first=0.1, backoff_max=0.5, state_poll=0.1) as watcher:
             wait_for("the first sync", synced(syncs, 1))
             device = server.results["config/device_registry/list"][1]
             server.results["config/device_registry/list"][1] = {**device, "name_by_user": "Renamed while down"}
             server = restart(server, state="STARTING")
             syncs.direct.connect = lambda: ha.HomeAssistantClient(server.url, TOKEN)
             wait_for("the watcher back on the new server", lambda: server.connections >= 1)
-            time.sleep(0.5)  # several state looks: nothing is synced while HA is starting
-            assert len(syncs.requests) == 1
+            # Each look at HA's state is a `get_config`: after several, still STARTING, nothing was synced.
+            wait_for("three looks at the state after connecting", lambda: server.commands_seen.count("get_config") >= 4)
+            assert len(syncs.requests) == 1 and watcher.owes
             server.state = "RUNNING"
             wait_for("the reconnect sync", synced(syncs, 2))
-            time.sleep(1.0)  # more than a debounce: nothing else is owed
-        assert syncs.reasons() == ["connected", "reconnected"]
+            # A change made now is announced after all the watcher saw so far: had that left another
+            # sync owed, it would be in this change's sync, or a sync of its own before it.
+            server.change("config/area_registry/create", name="After the restart")
+            wait_for("the change's sync", synced(syncs, 3))
+        assert syncs.reasons() == ["connected", "reconnected", "area_registry create"]
         assert live_rows(engine, devices)[device["id"]]["name_by_user"] == "Renamed while down"
     finally:
         server.stop()
@@ -378,7 +388,7 @@ def test_a_database_error_in_direct_mode_is_retried_not_dropped(fake_ha: FakeHom
 
 class FakeGraphQL(http.server.ThreadingHTTPServer):
     """Answers each POST with the next canned (status, raw body) and records the requests: for
-    answers a healthy Dagster never gives (the real one is in tests/test_watch_dagster.py)."""
+    answers a healthy Dagster never gives (the real one is in tests/e2e/test_watch_dagster.py)."""
 
     def __init__(self, answers: list[tuple[int, bytes] | dict[str, Any]]) -> None:
         self.answers = answers

@@ -4,8 +4,8 @@ the next one's first connection syncs what changed meanwhile."""
 
 from __future__ import annotations
 
-import argparse
 import functools
+import inspect
 import os
 import signal
 import subprocess
@@ -21,15 +21,20 @@ import pytest
 import yaml
 
 from homeiq_pipeline import cli, launcher, storage
-from homeiq_pipeline.demo.server import FakeHomeAssistant
+from homeiq_pipeline.cli import watch as cli_watch
+from homeiq_pipeline.cli.run import local_dagster_url
 from homeiq_pipeline.storage.schema import areas, devices
 
-from .conftest import TOKEN
-from .e2e import conftest as e2e
+from . import helpers
+from .fake_ha import FakeHomeAssistant
+from .helpers import TOKEN, free_port
 from .mirror_checks import assert_mirror_equals_ha, live_rows
 
 EXIT_AUTH = 4
-wait_for = functools.partial(e2e.wait_for, timeout=60, every=0.1)
+wait_for = functools.partial(helpers.wait_for, timeout=60, every=0.1)
+# `homeiq-pipeline` that prints the stack of each of its threads into its log on SIGUSR1 (see `held`).
+CLI_DUMPING_STACKS = ("import faulthandler, runpy, signal; faulthandler.register(signal.SIGUSR1); "
+                      "runpy.run_module('homeiq_pipeline.cli', run_name='__main__')")
 
 
 @contextmanager
@@ -40,7 +45,7 @@ def watcher(server: FakeHomeAssistant, db_url: str, log: Path, token: str = TOKE
            "HA_WATCH_DEBOUNCE_SECONDS": "0.3"}
     env.pop("HOMEIQ_HOMES_FILE", None)
     with log.open("ab") as out:
-        process = subprocess.Popen([sys.executable, "-m", "homeiq_pipeline.cli", "watch", "--direct", *options],
+        process = subprocess.Popen([sys.executable, "-c", CLI_DUMPING_STACKS, "watch", "--direct", *options],
                                    env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         yield process
@@ -52,6 +57,23 @@ def watcher(server: FakeHomeAssistant, db_url: str, log: Path, token: str = TOKE
 
 def lines(log: Path, text: str) -> int:
     return sum(text in line for line in log.read_text().splitlines())
+
+
+def held(process: subprocess.Popen[bytes], log: Path) -> bool:
+    """The watcher process has nothing left to do but wait for SIGTERM: its one thread left (no
+    watcher that could log in again, no loop that touches the heartbeat) waits in the hold of
+    `watch` (its untimed `stop.wait()`), as the stacks it prints on SIGUSR1 show."""
+    source, first = inspect.getsourcelines(cli_watch.command)
+    [hold] = [first + n for n, line in enumerate(source) if line.strip().startswith("stop.wait()")]
+    start = log.stat().st_size
+    process.send_signal(signal.SIGUSR1)
+
+    def stacks() -> str:  # complete once the main thread's (printed last) reaches its outermost frame
+        text = log.read_bytes()[start:].decode(errors="replace")
+        return text if text.endswith('File "<string>", line 1 in <module>\n') else ""
+
+    dump = wait_for("the stacks", stacks, timeout=10)
+    return dump.count("(most recent call first)") == 1 and f'{cli_watch.__file__}", line {hold} in command' in dump
 
 
 def test_sigterm_stops_the_watcher_cleanly_and_the_token_is_never_shown(fake_ha: FakeHomeAssistant, tmp_path: Path) -> None:
@@ -104,7 +126,7 @@ def test_held_after_a_rejected_token_it_waits_for_sigterm_without_trying_again(
     log = tmp_path / "watch.log"
     with watcher(fake_ha, f"sqlite:///{tmp_path / 'mirror.db'}", log, "wrong-token", "--hold-on-auth-failure") as process:
         wait_for("the refusal", lambda: lines(log, "The watcher stopped"))
-        time.sleep(1.0)
+        wait_for("the hold", lambda: held(process, log))
         assert process.poll() is None and fake_ha.auth_failures == 1
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=20) == EXIT_AUTH
@@ -132,7 +154,7 @@ def test_the_health_check_sees_a_watcher_held_after_a_rejected_token(fake_ha: Fa
         wait_for("the refusal", lambda: lines(log, "The watcher stopped"))
         stale = time.time() - 61  # as if a minute had passed: never touched after the refusal
         os.utime(heartbeat, (stale, stale))
-        time.sleep(2.5)
+        wait_for("the hold", lambda: held(process, log))
         assert heartbeat.stat().st_mtime == stale
         assert not healthy(tmp_path, heartbeat)
         assert process.poll() is None
@@ -199,7 +221,7 @@ def test_run_with_a_homes_file_needs_no_ha_url_and_names_a_missing_token_variabl
     two_homes: SimpleNamespace, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     started: list[int] = []
-    monkeypatch.setattr(launcher, "run_dagster", lambda env, host, port: started.append(port) or 0)
+    monkeypatch.setattr(launcher, "run_dagster", lambda settings, env, host, port: started.append(port) or 0)
     assert cli.main(["run", "--port", "3999"]) == cli.EXIT_OK
     assert started == [3999]  # no HA_URL, no HA_TOKEN, and Dagster was started
 
@@ -222,13 +244,13 @@ def test_run_watch_with_a_homes_file_watches_every_home(
 ) -> None:
     cabin: FakeHomeAssistant = two_homes.cabin
 
-    def dagster(env: dict[str, str], host: str, port: int) -> int:
+    def dagster(settings: object, env: dict[str, str], host: str, port: int) -> int:
         # Standing in for the webserver: returns once a watcher holds each home's websocket.
         wait_for("a watcher on each home", lambda: fake_ha.connections >= 1 and cabin.connections >= 1, timeout=30)
         return 0
 
     monkeypatch.setattr(launcher, "run_dagster", dagster)
-    assert cli.main(["run", "--watch", "--port", str(e2e.free_port())]) == cli.EXIT_OK
+    assert cli.main(["run", "--watch", "--port", str(free_port())]) == cli.EXIT_OK
     assert fake_ha.auth_failures == cabin.auth_failures == 0  # each with its own token
 
 
@@ -262,5 +284,5 @@ def test_watch_with_a_homes_file_and_no_home_watches_every_home(
 def test_the_watcher_under_run_reaches_a_webserver_listening_on_every_address() -> None:
     for host, hostname in [("0.0.0.0", "127.0.0.1"), ("", "127.0.0.1"), ("::", "::1"), ("::1", "::1"),
                            ("127.0.0.1", "127.0.0.1"), ("localhost", "localhost")]:
-        url = urllib.parse.urlsplit(cli._local_dagster_url(argparse.Namespace(host=host, port=3000)))
+        url = urllib.parse.urlsplit(local_dagster_url(host, 3000))
         assert (url.hostname, url.port) == (hostname, 3000), host

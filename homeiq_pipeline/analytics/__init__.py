@@ -10,14 +10,15 @@ from .compute import (
     load_mirror,
     unavailable_entities,
 )
-from .refresh import NoSyncYet, Refreshed, computed, latest_picture, refresh_analytics
+from .picture import NoSyncYet, PictureCache, latest_picture
+from .refresh import Refreshed, refresh_analytics
 
 __all__ = [
     "Mirror",
     "NoSyncYet",
+    "PictureCache",
     "Refreshed",
     "area_summary",
-    "computed",
     "device_inventory",
     "entity_availability",
     "home_overview",

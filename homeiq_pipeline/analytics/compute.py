@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from ..storage.schema import MIRRORED_BY_NAME
+from ..storage.schema import MIRRORED_BY_NAME, live
 
 ENTRY_STATES = ("loaded", "setup_error", "setup_retry", "not_loaded", "failed_unload", "migration_error")
 NO_AREA = "(no area)"
@@ -59,9 +59,7 @@ def load_mirror(connection: sa.Connection, instance: str) -> Mirror:
     frames = {}
     for field, columns in COLUMNS.items():
         table = MIRRORED_BY_NAME[f"ha_{field}"].table
-        query = sa.select(*(table.c[c] for c in columns)).where(
-            table.c.instance == instance, table.c.removed_at.is_(None)
-        )
+        query = sa.select(*(table.c[c] for c in columns)).where(live(table, instance))
         # Plain tuples: pandas probes SQLAlchemy Row objects slowly, row by row.
         frames[field] = pd.DataFrame(list(map(tuple, connection.execute(query))), columns=list(columns))
     return Mirror(**frames)

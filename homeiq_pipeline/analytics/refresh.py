@@ -1,10 +1,4 @@
-"""Recompute every analytics table from the mirror's latest sync of an instance, and store them.
-
-The picture of the latest sync (and the tables computed from it) is kept in memory until another
-picture is read: the history step, which runs next in the same process, then reuses it instead of
-reading and resolving 50,000 rows again. It is keyed by database, instance and sync run, so a newer
-sync is always read afresh; memory stays at one snapshot.
-"""
+"""Recompute every analytics table from the mirror's latest sync of an instance, and store them."""
 
 from __future__ import annotations
 
@@ -16,14 +10,10 @@ import sqlalchemy as sa
 
 from ..storage.database import read_snapshot
 from ..storage.derived import write_analytics
-from ..storage.queries import recent_sync_runs
 from . import compute
+from .picture import PictureCache, latest_picture
 
 HISTORY = ("home_overview",)  # appended each sync; the other tables are replaced
-
-
-class NoSyncYet(Exception):
-    """The mirror has no sync of this instance to compute from."""
 
 
 @dataclass(frozen=True)
@@ -32,37 +22,11 @@ class Refreshed:
     frames: dict[str, pd.DataFrame]  # table name without "analytics_" -> its rows
 
 
-@dataclass
-class _Kept:
-    key: tuple[int, str, str, int]  # engine, database, instance, sync run id
-    picture: compute.Mirror
-    frames: dict[str, pd.DataFrame]
-
-
-_kept: _Kept | None = None
-
-
-def latest_picture(connection: sa.Connection, instance: str) -> tuple[dict[str, Any], compute.Mirror]:
-    global _kept
-    runs = recent_sync_runs(connection, instance, limit=1)
-    if not runs:
-        raise NoSyncYet(f"the mirror has no sync of instance {instance!r} yet: sync first")
-    key = (id(connection.engine), str(connection.engine.url), instance, runs[0]["id"])
-    if _kept is None or _kept.key != key:
-        _kept = None  # free the old picture before reading the new one
-        _kept = _Kept(key, compute.load_mirror(connection, instance), {})
-    return runs[0], _kept.picture
-
-
-def computed(picture: compute.Mirror, name: str) -> pd.DataFrame | None:
-    """A table `refresh_analytics` computed from this very picture, if it did (read only)."""
-    return _kept.frames.get(name) if _kept is not None and _kept.picture is picture else None
-
-
-def refresh_analytics(engine: sa.Engine, instance: str) -> Refreshed:
-    """Read the mirror once, compute every table from that one picture, write them atomically."""
+def refresh_analytics(engine: sa.Engine, instance: str, cache: PictureCache | None = None) -> Refreshed:
+    """Read the mirror once, compute every table from that one picture, write them atomically.
+    With a `cache`, the picture and the tables stay in it for the run's later steps (history)."""
     with read_snapshot(engine) as connection:
-        run, picture = latest_picture(connection, instance)
+        run, picture = latest_picture(connection, instance, cache)
     frames = {
         "home_overview": compute.home_overview(picture, run),
         "integration_health": compute.integration_health(picture),
@@ -72,8 +36,8 @@ def refresh_analytics(engine: sa.Engine, instance: str) -> Refreshed:
         "area_summary": compute.area_summary(picture),
     }
     frames["integration_health"].insert(0, "rank", range(1, len(frames["integration_health"]) + 1))
-    if _kept is not None and _kept.picture is picture:
-        _kept.frames.update(frames)
+    if cache is not None:
+        cache.keep_computed(picture, frames)
     write_analytics(
         engine,
         instance,

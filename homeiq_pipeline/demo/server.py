@@ -5,9 +5,10 @@ result and error replies, coalesced JSON arrays, ping/pong) and serves registrie
 a real Home Assistant (see `scripts/record_fixtures.py`). It also takes a few of HA's own registry
 commands (`config/device_registry/update`, `input_boolean/create`, `config/area_registry/create`,
 `config_entries/disable`, ... see `CHANGE_COMMANDS`) and pushes the events HA would push to
-`subscribe_events` / `config_entries/subscribe` subscribers, so live mode can be shown and tested. Tests use it for fast protocol and fault
-tests; the same assertions run against a real HA in the real tier. It is NOT a Home Assistant:
-anything that shows its data must say that it is demo data.
+`subscribe_events` / `config_entries/subscribe` subscribers, so live mode can be shown and tested. The fast
+tests build on it (`tests/fake_ha.py` adds misbehaviour through `before_reply`); the same assertions run
+against a real HA in the real tier. It is NOT a Home Assistant: anything that shows its data must say that it
+is demo data.
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Any
+from typing import Any, Self
 
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 from websockets.sync.server import Server, ServerConnection, serve
 
 RECORDING = "ha-2025.4.4.json"
@@ -34,9 +35,9 @@ DEMO_LOCATION_NAME = "DEMO - recorded Home Assistant demo data, not a real home"
 DEMO_TOKEN = "demo-token-not-a-secret"
 
 
-def demo_home_assistant(host: str = "127.0.0.1", port: int = 0) -> FakeHomeAssistant:
+def demo_home_assistant(host: str = "127.0.0.1", port: int = 0) -> DemoHomeAssistant:
     """The labelled demo: the recording served with a location name that says it is a demo."""
-    server = FakeHomeAssistant(token=DEMO_TOKEN, host=host, port=port)
+    server = DemoHomeAssistant(token=DEMO_TOKEN, host=host, port=port)
     server.results["get_config"]["location_name"] = DEMO_LOCATION_NAME
     return server
 
@@ -46,18 +47,7 @@ def load_recording(name: str = RECORDING) -> dict[str, Any]:
     return json.loads(resources.files(__package__).joinpath("data", name).read_text("utf-8"))
 
 
-@dataclass
-class Faults:
-    """Ways to misbehave, for tests. Keys are command types."""
-
-    fail: dict[str, tuple[str, str]] = field(default_factory=dict)  # reply success=false (code, message)
-    drop: set[str] = field(default_factory=set)  # close the connection instead of answering
-    hang: set[str] = field(default_factory=set)  # never answer
-    hold: dict[str, threading.Event] = field(default_factory=dict)  # answer once the event is set
-    raw: dict[str, bytes | str] = field(default_factory=dict)  # answer with this frame instead
-
-
-class FakeHomeAssistant:
+class DemoHomeAssistant:
     """Serve `results` (command type -> result) on ws://127.0.0.1:PORT/api/websocket.
 
     Tests change `results` and `state` between syncs (under `lock`) to simulate HA changing.
@@ -82,7 +72,6 @@ class FakeHomeAssistant:
         self.token = token
         self.coalesce = coalesce
         self.state = "RUNNING"
-        self.faults = Faults()
         self.lock = threading.Lock()
         self.commands_seen: list[str] = []
         self.auth_failures = 0
@@ -99,7 +88,7 @@ class FakeHomeAssistant:
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    def start(self) -> FakeHomeAssistant:
+    def start(self) -> Self:
         self._server = serve(
             self._handle,
             self._host,
@@ -112,7 +101,7 @@ class FakeHomeAssistant:
             ping_timeout=self._ping_timeout,
         )
         self._port = self._server.socket.getsockname()[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-ha", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="demo-ha", daemon=True)
         self._thread.start()
         return self
 
@@ -124,7 +113,7 @@ class FakeHomeAssistant:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> FakeHomeAssistant:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
@@ -171,7 +160,6 @@ class FakeHomeAssistant:
             with self.lock:
                 self.commands_seen.append(command)
                 reply = self._answer(command, message, events)
-                faults = copy.copy(self.faults)
                 if command in SUBSCRIBE_COMMANDS and reply.get("success") and isinstance(message_id, int):
                     kind = message.get("event_type", "*") if command == "subscribe_events" else command
                     self._subscribers.setdefault(connection, {})[message_id] = kind
@@ -180,18 +168,12 @@ class FakeHomeAssistant:
             if not isinstance(message_id, int) or message_id <= last_id:
                 reply = _error("id_reuse", "Identifier values have to increase.")
             last_id = message_id if isinstance(message_id, int) else last_id
-            if command in faults.hold:
-                faults.hold[command].wait()
-            if command in faults.hang:
-                continue
-            if command in faults.drop:
-                connection.close()
-                return
-            if command in faults.raw:
-                connection.send(faults.raw[command])
-                continue
-            if command in faults.fail:
-                reply = _error(*faults.fail[command])
+            sent = self.before_reply(connection, command, reply)
+            if sent is None:
+                if connection.state is State.OPEN:
+                    continue
+                return  # the hook closed the connection
+            reply = sent
             if command == "supported_features":
                 coalesce = self.coalesce and bool(message.get("features", {}).get("coalesce_messages"))
             reply["id"] = message_id
@@ -203,6 +185,11 @@ class FakeHomeAssistant:
                     current = [{"type": None, "entry": e} for e in self.results["config_entries/get"]]
                 connection.send(json.dumps({"id": message_id, "type": "event", "event": current}))
             self._publish(events)
+
+    def before_reply(self, connection: ServerConnection, command: str, reply: dict[str, Any]) -> dict[str, Any] | None:
+        """Called just before `reply` (to `command`) is sent: return the reply to send, or None when the
+        message was handled here (nothing is sent, and the command's events are not pushed)."""
+        return reply
 
     # -- pushing events ---------------------------------------------------------------------
 
@@ -271,7 +258,7 @@ def _find(items: list[dict[str, Any]], key: str, value: Any) -> dict[str, Any]:
     raise KeyError(f"{key} {value!r}")
 
 
-def _device_update(ha: FakeHomeAssistant, msg: dict[str, Any], events: Events) -> Any:
+def _device_update(ha: DemoHomeAssistant, msg: dict[str, Any], events: Events) -> Any:
     device = _find(ha.results["config/device_registry/list"], "id", msg["device_id"])
     fields = {k: v for k, v in msg.items() if k in ("area_id", "name_by_user", "disabled_by", "labels")}
     changes = {k: device.get(k) for k, v in fields.items() if device.get(k) != v}
@@ -281,7 +268,7 @@ def _device_update(ha: FakeHomeAssistant, msg: dict[str, Any], events: Events) -
     return copy.deepcopy(device)
 
 
-def _entity_update(ha: FakeHomeAssistant, msg: dict[str, Any], events: Events) -> Any:
+def _entity_update(ha: DemoHomeAssistant, msg: dict[str, Any], events: Events) -> Any:
     entry = _find(ha.results["config/entity_registry/list"], "entity_id", msg["entity_id"])
     old_id = entry["entity_id"]
     fields = {k: v for k, v in msg.items() if k in ("name", "area_id", "disabled_by", "hidden_by", "labels", "icon")}
@@ -304,7 +291,7 @@ def _entity_update(ha: FakeHomeAssistant, msg: dict[str, Any], events: Events) -
     return {"entity_entry": copy.deepcopy(entry)}
 
 
-def _entity_remove(ha: FakeHomeAssistant, msg: dict[str, Any], events: Events) -> Any:
+def _entity_remove(ha: DemoHomeAssistant, msg: dict[str, Any], events: Events) -> Any:
     entry = _find(ha.results["config/entity_registry/list"], "entity_id", msg["entity_id"])
     ha.results["config/entity_registry/list"].remove(entry)
     ha.results["get_states"][:] = [s for s in ha.results["get_states"] if s["entity_id"] != entry["entity_id"]]
@@ -312,7 +299,7 @@ def _entity_remove(ha: FakeHomeAssistant, msg: dict[str, Any], events: Events) -
     return None
 
 
-def _input_boolean_create(ha: FakeHomeAssistant, msg: dict[str, Any], events: Events) -> Any:
+def _input_boolean_create(ha: DemoHomeAssistant, msg: dict[str, Any], events: Events) -> Any:
     name = str(msg["name"])
     helper_id = _slug(name)
     entity_id = f"input_boolean.{helper_id}"
@@ -334,12 +321,12 @@ def _input_boolean_create(ha: FakeHomeAssistant, msg: dict[str, Any], events: Ev
     return {"id": helper_id, "name": name}
 
 
-def _input_boolean_delete(ha: FakeHomeAssistant, msg: dict[str, Any], events: Events) -> Any:
+def _input_boolean_delete(ha: DemoHomeAssistant, msg: dict[str, Any], events: Events) -> Any:
     entry = _find(ha.results["config/entity_registry/list"], "unique_id", msg["input_boolean_id"])
     return _entity_remove(ha, {"entity_id": entry["entity_id"]}, events)
 
 
-def _area_create(ha: FakeHomeAssistant, msg: dict[str, Any], events: Events) -> Any:
+def _area_create(ha: DemoHomeAssistant, msg: dict[str, Any], events: Events) -> Any:
     now = time.time()
     area = {"aliases": [], "area_id": _slug(str(msg["name"])), "floor_id": msg.get("floor_id"),
             "humidity_entity_id": None, "icon": None, "labels": [], "name": msg["name"], "picture": None,
@@ -349,14 +336,14 @@ def _area_create(ha: FakeHomeAssistant, msg: dict[str, Any], events: Events) -> 
     return copy.deepcopy(area)
 
 
-def _area_delete(ha: FakeHomeAssistant, msg: dict[str, Any], events: Events) -> Any:
+def _area_delete(ha: DemoHomeAssistant, msg: dict[str, Any], events: Events) -> Any:
     area = _find(ha.results["config/area_registry/list"], "area_id", msg["area_id"])
     ha.results["config/area_registry/list"].remove(area)
     events.append(("area_registry_updated", {"action": "remove", "area_id": area["area_id"]}))
     return None
 
 
-def _config_entry_disable(ha: FakeHomeAssistant, msg: dict[str, Any], events: Events) -> Any:
+def _config_entry_disable(ha: DemoHomeAssistant, msg: dict[str, Any], events: Events) -> Any:
     """Like HA: the entry is unloaded (or set up again), and its entities are disabled by it."""
     entry = _find(ha.results["config_entries/get"], "entry_id", msg["entry_id"])
     disabled_by = msg.get("disabled_by")
@@ -370,7 +357,7 @@ def _config_entry_disable(ha: FakeHomeAssistant, msg: dict[str, Any], events: Ev
     return {"require_restart": False}
 
 
-CHANGE_COMMANDS: dict[str, Callable[[FakeHomeAssistant, dict[str, Any], Events], Any]] = {
+CHANGE_COMMANDS: dict[str, Callable[[DemoHomeAssistant, dict[str, Any], Events], Any]] = {
     "config/device_registry/update": _device_update,
     "config/entity_registry/update": _entity_update,
     "config/entity_registry/remove": _entity_remove,

@@ -1,8 +1,10 @@
 """Home Assistant websocket client: connect, authenticate, commands, typed errors, snapshots."""
 
+from ..snapshot import LIST_COMMANDS, Snapshot
 from .client import DEFAULT_MAX_FRAME_SIZE, DEFAULT_TIMEOUT, HomeAssistantClient, websocket_url
 from .errors import (
     AuthenticationFailed,
+    Cause,
     CannotConnect,
     CertificateNotTrusted,
     CommandFailed,
@@ -12,13 +14,14 @@ from .errors import (
     ProtocolError,
     RequestTimeout,
 )
-from .snapshot import LIST_COMMANDS, Snapshot, fetch_snapshot
+from .snapshot import fetch_snapshot
 
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
     "DEFAULT_TIMEOUT",
     "LIST_COMMANDS",
     "AuthenticationFailed",
+    "Cause",
     "CannotConnect",
     "CertificateNotTrusted",
     "CommandFailed",

@@ -278,7 +278,7 @@ class HomeAssistantClient:
         try:
             decoded = json.loads(data, parse_constant=_not_json)
         except (UnicodeDecodeError, ValueError) as exc:
-            raise ProtocolError(f"Home Assistant sent a frame that is not JSON ({doing}): {exc}") from None
+            raise ProtocolError(f"Home Assistant sent a frame that is not JSON ({doing}): {exc}") from exc
         if (b"\\ud" in data or b"\\uD" in data) and not _valid_unicode(decoded):  # HA never sends these
             raise ProtocolError(f"Home Assistant sent a string that is not valid Unicode (an unpaired surrogate) ({doing})")
         # With coalesce_messages HA may send several messages as one JSON array.
@@ -299,7 +299,7 @@ class HomeAssistantClient:
             if error is None:
                 raise
             self.close()
-            raise error from None
+            raise error from exc
 
 
 def _translate(exc: Exception, where: str, timeout: float) -> HomeAssistantError | None:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 
 from .client import HomeAssistantClient
-from .errors import AuthenticationFailed, CannotConnect, HomeAssistantError, RequestTimeout
+from .errors import Cause, HomeAssistantError
 
 RUNNING = "RUNNING"
 AUTH_BACKOFF_FIRST = timedelta(minutes=5)
@@ -28,7 +28,7 @@ class Observation:
     reachable: bool
     state: str | None = None
     version: str | None = None
-    problem: str | None = None  # "unreachable" | "auth_failed" | "error"
+    problem: Cause | None = None
     message: str | None = None
 
 
@@ -37,14 +37,10 @@ def observe(client: HomeAssistantClient) -> Observation:
     try:
         with client:
             config = client.command("get_config")
-    except AuthenticationFailed as exc:
-        return Observation(False, problem="auth_failed", message=str(exc))
-    except (CannotConnect, RequestTimeout) as exc:
-        return Observation(False, problem="unreachable", message=str(exc))
     except HomeAssistantError as exc:
-        return Observation(False, problem="error", message=str(exc))
+        return Observation(False, problem=exc.cause, message=str(exc))
     if not isinstance(config, dict):
-        return Observation(False, problem="error", message="get_config did not return an object")
+        return Observation(False, problem=Cause.UNUSABLE_ANSWER, message="get_config did not return an object")
     return Observation(True, state=config.get("state"), version=config.get("version"))
 
 
@@ -83,7 +79,7 @@ class Decision:
 
 def next_connection_state(previous: ConnectionState, seen: Observation, now: datetime) -> Decision:
     """Compare what HA looks like now with what was remembered; say whether a sync is due."""
-    if seen.problem == "auth_failed":
+    if seen.problem is Cause.TOKEN_REJECTED:
         failures = previous.auth_failures + 1
         wait = min(AUTH_BACKOFF_FIRST * 2 ** (failures - 1), AUTH_BACKOFF_MAX)
         state = replace(

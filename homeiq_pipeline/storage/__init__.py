@@ -2,24 +2,15 @@
 
 from .database import (
     create_engine,
-    default_database_url,
     open_database,
     read_snapshot,
     safe_url,
     upgrade,
     write_transaction,
 )
+from .errors import DataLossRefused, StorageError, UnexpectedPayload
 from .schema import MIRRORED_TABLES, MirroredTable, metadata, registry_changes, sync_runs
-from .sync import (
-    DEFAULT_INSTANCE,
-    DEFAULT_MAX_REMOVED_SHARE,
-    DataLossRefused,
-    StorageError,
-    SyncResult,
-    TableCounts,
-    UnexpectedPayload,
-    sync_snapshot,
-)
+from .sync import DEFAULT_INSTANCE, DEFAULT_MAX_REMOVED_SHARE, SyncResult, TableCounts, sync_snapshot
 
 __all__ = [
     "DEFAULT_INSTANCE",
@@ -32,7 +23,6 @@ __all__ = [
     "TableCounts",
     "UnexpectedPayload",
     "create_engine",
-    "default_database_url",
     "safe_url",
     "metadata",
     "open_database",

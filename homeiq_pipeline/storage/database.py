@@ -7,7 +7,6 @@ same tables, one transaction per sync, and never two writers of one instance int
 from __future__ import annotations
 
 import functools
-import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -154,12 +153,6 @@ def open_database(url: str) -> sa.Engine:
     engine = create_engine(url)
     upgrade(engine)
     return engine
-
-
-def default_database_url(data_dir: str | None = None) -> str:
-    """A SQLite file in HOMEIQ_DATA_DIR (default ./data)."""
-    directory = Path(data_dir or os.environ.get("HOMEIQ_DATA_DIR") or "data")
-    return f"sqlite:///{directory.expanduser().resolve() / 'homeiq.db'}"
 
 
 def safe_url(url: str) -> str:

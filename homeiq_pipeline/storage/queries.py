@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .schema import MIRRORED_BY_NAME, MIRRORED_TABLES, areas, devices, entities, sync_runs
+from .schema import MIRRORED_BY_NAME, MIRRORED_TABLES, areas, devices, entities, live, sync_runs
 
 
 def row_counts(connection: sa.Connection, instance: str) -> dict[str, dict[str, int]]:
@@ -62,7 +62,7 @@ def preview_rows(connection: sa.Connection, table_name: str, instance: str, limi
     columns = [table.c[name] for name in PREVIEW_COLUMNS[table_name]]
     rows = connection.execute(
         sa.select(*columns)
-        .where(table.c.instance == instance, table.c.removed_at.is_(None))
+        .where(live(table, instance))
         .order_by(table.c[spec.key])
         .limit(limit)
     )
@@ -74,17 +74,10 @@ def dangling_entity_references(connection: sa.Connection, instance: str) -> dict
     entity = entities.table
     found: dict[str, list[str]] = {}
     for column, target in ((entity.c.device_id, devices), (entity.c.area_id, areas)):
-        live_targets = sa.select(target.table.c[target.key]).where(
-            target.table.c.instance == instance, target.table.c.removed_at.is_(None)
-        )
+        live_targets = sa.select(target.table.c[target.key]).where(live(target.table, instance))
         rows = connection.execute(
             sa.select(entity.c.entity_id)
-            .where(
-                entity.c.instance == instance,
-                entity.c.removed_at.is_(None),
-                column.is_not(None),
-                column.not_in(live_targets),
-            )
+            .where(live(entity, instance), column.is_not(None), column.not_in(live_targets))
             .order_by(entity.c.entity_id)
         )
         found[column.name] = [row[0] for row in rows]
@@ -96,7 +89,7 @@ def duplicate_live_entity_ids(connection: sa.Connection, instance: str) -> list[
     entity = entities.table
     rows = connection.execute(
         sa.select(entity.c.entity_id)
-        .where(entity.c.instance == instance, entity.c.removed_at.is_(None))
+        .where(live(entity, instance))
         .group_by(entity.c.entity_id)
         .having(sa.func.count() > 1)
     )

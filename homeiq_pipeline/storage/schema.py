@@ -209,6 +209,11 @@ states = _mirrored(
 MIRRORED_TABLES: tuple[MirroredTable, ...] = (devices, entities, areas, floors, labels, config_entries, states)
 MIRRORED_BY_NAME: dict[str, MirroredTable] = {spec.name: spec for spec in MIRRORED_TABLES}
 
+
+def live(table: sa.Table, instance: str) -> sa.ColumnElement[bool]:
+    """The where-clause of a mirrored table's live rows of one instance: what HA has now."""
+    return sa.and_(table.c.instance == instance, table.c.removed_at.is_(None))
+
 sync_runs = sa.Table(
     "ha_sync_runs",
     metadata,

@@ -13,14 +13,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..names import LOCATION, PARTITION_TAG, REPOSITORY, SYNC_JOB, SYNC_TAG
+from ..settings import DEFAULT_DAGSTER_URL
 from .loop import Refused, TryLater
 
-DEFAULT_DAGSTER_URL = "http://127.0.0.1:3000"
-LOCATION = "homeiq_pipeline"
-REPOSITORY = "__repository__"  # the repository of a Definitions object
-JOB = "sync_home_assistant"
-SYNC_TAG = "homeiq/sync"  # dagster.yaml lets one run per value of this tag proceed
-PARTITION_TAG = "dagster/partition"
 # A run in these states has not read Home Assistant yet, so it will see any change made now.
 WAITING = ("QUEUED", "NOT_STARTED", "STARTING")
 # Answers the webserver gives while the code location (re)loads: the job is back shortly.
@@ -81,7 +77,7 @@ class DagsterRuns:
         watcher, sensor or schedule launched (tag homeiq/sync), or one from the UI (only
         dagster/partition)."""
         for key in (SYNC_TAG, PARTITION_TAG):  # a filter's tags must all match: one query each
-            run_filter = {"pipelineName": JOB, "statuses": list(WAITING), "tags": [{"key": key, "value": home}]}
+            run_filter = {"pipelineName": SYNC_JOB, "statuses": list(WAITING), "tags": [{"key": key, "value": home}]}
             body = self._query(WAITING_RUNS_QUERY, filter=run_filter)
             with self._reading():
                 answer = body["runsOrError"]
@@ -105,7 +101,7 @@ class DagsterRuns:
 
     def _ask_partitions(self) -> list[str] | None:
         """The partition keys, or None if the webserver answered with an error."""
-        selector = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "pipelineName": JOB}
+        selector = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "pipelineName": SYNC_JOB}
         try:
             body = self._query(PARTITIONS_QUERY, selector=selector)
         except LaunchRefused:
@@ -113,7 +109,7 @@ class DagsterRuns:
         with self._reading():
             answer = body["pipelineOrError"]
             if answer["__typename"] != "Pipeline":
-                raise self._error(answer, f"Dagster has no job {JOB} in code location {LOCATION}: {answer.get('message')}")
+                raise self._error(answer, f"Dagster has no job {SYNC_JOB} in code location {LOCATION}: {answer.get('message')}")
             keys = answer.get("partitionKeysOrError") or {}  # not PartitionKeys: the job is not partitioned
             return [str(key) for key in keys.get("partitionKeys") or []]
 
@@ -127,12 +123,12 @@ class DagsterRuns:
         if partitions:
             if home not in partitions:
                 raise LaunchRefused(
-                    f"{home!r} is not a home of {JOB} (its partitions: {', '.join(partitions)}); "
+                    f"{home!r} is not a home of {SYNC_JOB} (its partitions: {', '.join(partitions)}); "
                     "pass --home with one of them"
                 )
             all_tags[PARTITION_TAG] = home
         params = {
-            "selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "jobName": JOB},
+            "selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "jobName": SYNC_JOB},
             "runConfigData": {},
             "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in all_tags.items()]},
         }
@@ -142,7 +138,7 @@ class DagsterRuns:
             if answer["__typename"] == "LaunchRunSuccess":
                 return str(answer["run"]["runId"])
             detail = answer.get("message") or "; ".join(e["message"] for e in answer.get("errors") or [])
-            raise self._error(answer, f"Dagster refused to launch {JOB}: {answer['__typename']}: {detail}")
+            raise self._error(answer, f"Dagster refused to launch {SYNC_JOB}: {answer['__typename']}: {detail}")
 
     @staticmethod
     def _error(answer: dict[str, Any], message: str) -> Exception:

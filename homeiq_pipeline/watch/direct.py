@@ -25,12 +25,10 @@ class DirectSyncs:
         try:
             with self.connect() as client:
                 snapshot = ha.fetch_snapshot(client)
-        except ha.CertificateNotTrusted:
-            raise  # retrying cannot fix it: the watcher stops
-        except (ha.CannotConnect, ha.RequestTimeout, ha.HomeAssistantStarting) as exc:
-            raise TryLater(str(exc)) from None
         except ha.HomeAssistantError as exc:
-            raise Refused(str(exc)) from None
+            if exc.cause.settings_must_change:
+                raise  # retrying cannot fix it: the watcher stops
+            raise (TryLater if exc.cause.retry_can_help else Refused)(str(exc)) from exc
         try:
             engine = storage.open_database(self.db_url)
             try:
@@ -38,7 +36,8 @@ class DirectSyncs:
             finally:
                 engine.dispose()
         except storage.StorageError as exc:
-            raise Refused(f"{exc}; nothing was written") from None
+            raise Refused(f"{exc}; nothing was written") from exc
         except sa.exc.SQLAlchemyError as exc:  # locked, unreachable, out of space: the database may recover
-            raise TryLater(f"database error at {storage.safe_url(self.db_url)}: {getattr(exc, 'orig', None) or exc}") from None
+            cause = getattr(exc, "orig", None) or exc
+            raise TryLater(f"database error at {storage.safe_url(self.db_url)}: {cause}") from exc
         return f"direct-{result.run_id}"

@@ -17,19 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..homeassistant import (
-    AuthenticationFailed,
-    CertificateNotTrusted,
-    HomeAssistantClient,
-    HomeAssistantError,
-)
+from ..homeassistant import HomeAssistantClient, HomeAssistantError
+from ..names import REASON_TAG, TRIGGER_TAG
 from .changes import SUBSCRIPTIONS, Change, PendingSync, describe
 
 log = logging.getLogger("homeiq_pipeline.watch")
 
 RUNNING = "RUNNING"
-TRIGGER_TAG = "homeiq/trigger"
-REASON_TAG = "homeiq/reason"
 
 
 class TryLater(Exception):
@@ -79,17 +73,17 @@ class Watcher:
         self.connections = 0  # sessions that got as far as subscribing
 
     def run(self) -> None:
-        """Watch until `stop` is set. Raises `AuthenticationFailed` if HA rejects the token, and
-        `CertificateNotTrusted` if its TLS certificate fails verification."""
+        """Watch until `stop` is set. Raises the HomeAssistantError whose cause only a person can
+        fix (a rejected token, an untrusted TLS certificate: `Cause.settings_must_change`)."""
         failures = 0
         while not self.stop.is_set():
             before = self.connections
             try:
                 self._session("reconnected" if self.connections else "connected")
-            except (AuthenticationFailed, CertificateNotTrusted) as exc:
-                log.error("%s: stopping the watcher, not retrying", exc)
-                raise
             except HomeAssistantError as exc:
+                if exc.cause.settings_must_change:
+                    log.error("%s: stopping the watcher, not retrying", exc)
+                    raise
                 failures = 0 if self.connections > before else failures + 1
                 delay = self._backoff(failures)
                 log.warning("lost Home Assistant (%s); connecting again in %.1f s", exc, delay)

@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 
 import pytest
 
-from ..e2e.conftest import NEVER_DURING_TESTS, free_port, graphql, sync_runs, wait_for
+from ..helpers import NEVER_DURING_TESTS, free_port, graphql, sync_runs, wait_for
 from ..servers import REQUIRED_BY, missing
 
 ROOT = Path(__file__).resolve().parents[2]

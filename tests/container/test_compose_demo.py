@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from homeiq_pipeline.demo.server import DEMO_LOCATION_NAME, load_recording
 from homeiq_pipeline.storage.queries import recent_sync_runs
 
-from ..e2e.conftest import wait_for
+from ..helpers import wait_for
 from ..mirror_checks import assert_mirror_equals_ha
 from .conftest import TIMINGS, Stack, run, timed
 

@@ -7,7 +7,7 @@ import pytest
 
 import time
 
-from .conftest import SENSOR_INTERVAL, Deployment, finished, reconnect_runs, skipped_since, wait_for
+from ..helpers import SENSOR_INTERVAL, Deployment, finished, reconnect_runs, skipped_since, wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -12,12 +12,10 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from homeiq_pipeline.demo.server import FakeHomeAssistant
-
-from ..conftest import TOKEN
+from ..fake_ha import FakeHomeAssistant
+from ..helpers import TOKEN, Deployment, finished, free_port, launched, wait_for
 from ..mirror_checks import assert_mirror_equals_ha
 from ..postgres import PostgresServer
-from .conftest import Deployment, finished, free_port, launched, wait_for
 
 pytestmark = pytest.mark.e2e
 

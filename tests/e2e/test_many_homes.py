@@ -13,10 +13,9 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from homeiq_pipeline.demo.server import FakeHomeAssistant
-
-from ..conftest import TOKEN
-from .conftest import (
+from ..fake_ha import FakeHomeAssistant
+from ..helpers import (
+    TOKEN,
     Deployment,
     free_port,
     launched,

@@ -15,10 +15,8 @@ from typing import Any
 
 import pytest
 
-from homeiq_pipeline.demo.server import FakeHomeAssistant
-
-from ..conftest import TOKEN
-from .conftest import free_port, graphql, launched, sync_runs, wait_for
+from ..fake_ha import FakeHomeAssistant
+from ..helpers import TOKEN, free_port, graphql, launched, sync_runs, wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -19,9 +19,8 @@ import pytest
 import trustme
 import yaml
 
-from homeiq_pipeline.demo.server import FakeHomeAssistant
-
-from .conftest import free_port, launched, sync_runs, wait_for
+from ..fake_ha import FakeHomeAssistant
+from ..helpers import free_port, launched, sync_runs, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -63,7 +62,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNames
 
 
 def graphql(url: str, query: str, **variables: Any) -> dict[str, Any]:
-    from .conftest import graphql as ask
+    from ..helpers import graphql as ask
 
     return ask(url, query, **variables)
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from .conftest import Deployment, chromium_path, finished, wait_for
+from ..helpers import Deployment, chromium_path, finished, wait_for
 
 pytestmark = pytest.mark.e2e
 

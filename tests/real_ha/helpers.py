@@ -21,7 +21,7 @@ from homeiq_pipeline.homeassistant import (
 )
 from homeiq_pipeline.storage.schema import MIRRORED_TABLES, states
 
-from ..conftest import database_fingerprint
+from ..helpers import database_fingerprint
 from ..mirror_checks import BY_FIELD, all_rows, assert_mirror_equals_ha
 from ..servers import SCRIPTS  # noqa: F401  (it puts scripts/ on sys.path)
 import real_ha  # noqa: E402  (scripts/real_ha.py: the harness shared with record_fixtures.py)

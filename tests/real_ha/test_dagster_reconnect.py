@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from ..e2e.conftest import SENSOR_INTERVAL, Deployment, finished, launched, reconnect_runs, skipped_since, wait_for
+from ..helpers import SENSOR_INTERVAL, Deployment, finished, launched, reconnect_runs, skipped_since, wait_for
 from .helpers import RealHomeAssistant, command, ensure_running
 
 pytestmark = pytest.mark.real_ha

@@ -17,9 +17,8 @@ from homeiq_pipeline import storage
 from homeiq_pipeline.storage.schema import areas, config_entries, devices, entities
 from homeiq_pipeline.watch import DagsterRuns, Watcher, WatchSettings
 
-from ..e2e.conftest import launched, wait_for
+from ..helpers import HOME, LiveDeployment, launched, switch_off_sensor_and_schedule, wait_for
 from ..mirror_checks import all_rows, live_rows
-from ..test_watch_dagster import HOME, LiveDeployment, switch_off_sensor_and_schedule
 from .helpers import RealHomeAssistant, command, ensure_running, real_ha, wait_until
 
 pytestmark = pytest.mark.real_ha
@@ -40,7 +39,7 @@ def live(session_ha: RealHomeAssistant, tmp_path_factory: pytest.TempPathFactory
         thread.start()
         engine = storage.open_database(f"sqlite:///{tmp_path / 'mirror.db'}")
         try:
-            yield LiveDeployment(url, ha, engine, watcher, since)  # type: ignore[arg-type]
+            yield LiveDeployment(url, ha, engine, watcher, since)
         finally:
             watcher.stop.set()
             thread.join(timeout=30)
@@ -103,23 +102,30 @@ def test_a_real_restart_while_watching_ends_in_one_sync_once_home_assistant_is_b
     ha: RealHomeAssistant, live: LiveDeployment, capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = len(live.finished_runs("the connection sync", at_least=1))
+    device = command(ha, "config/device_registry/list")[0]
     try:
         ha.stop()
         stopped = time.monotonic()
         ha.start()  # RUNNING again: same port, same token
         back = time.monotonic()
-        runs = live.finished_runs("the reconnect sync", at_least=before + 1)[before:]
+        live.finished_runs("the reconnect sync", at_least=before + 1)
         synced = time.monotonic()
+        # A change made now is announced after everything HA sent the watcher on reconnecting: had
+        # that left another sync owed, it would be in this change's run, or a run of its own before it.
+        renamed = f"Renamed {uuid.uuid4().hex[:8]}"
+        command(ha, "config/device_registry/update", device_id=device["id"], name_by_user=renamed)
+        runs = live.finished_runs("the later change's run", at_least=before + 2)[before:]
     finally:
         ensure_running(ha)
-    time.sleep(2 * live.watcher.settings.debounce + 1)  # any further sync would have been requested by now
-    runs = live.finished_runs("every run to finish")[before:]
+        command(ha, "config/device_registry/update", device_id=device["id"], name_by_user=device["name_by_user"])
+    live.finished_runs("the run of the name put back", at_least=before + 3)
     with capsys.disabled():
         print(f"\n[real HA] stopped -> RUNNING again in "
               f"{back - stopped:.1f} s -> reconnect sync finished {synced - back:.1f} s later")
-    assert len(runs) == 1, [run["tags"] for run in runs]
+    assert len(runs) == 2, [run["tags"] for run in runs]
     assert "reconnected" in reasons(runs)[0]
-    assert runs[0]["tags"]["homeiq/trigger"] == "watch"
+    assert reasons(runs)[1] == {"device_registry update"}
+    assert {run["tags"]["homeiq/trigger"] for run in runs} == {"watch"}
 
 
 def test_a_rejected_token_stops_the_watcher_after_one_attempt(ha: RealHomeAssistant) -> None:

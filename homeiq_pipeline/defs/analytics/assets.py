@@ -3,10 +3,10 @@
 import dagster as dg
 
 from ... import analytics
+from ...names import ANALYTICS_GROUP
 from ...storage.schema import ANALYTICS_TABLES, MIRRORED_TABLES
-from ..resources import HOMES, MirrorDatabase, mirror_kind
-
-GROUP = "analytics"
+from ..partitions import HOMES
+from ..resources import MirrorDatabase, mirror_kind
 
 DESCRIPTIONS = {
     "home_overview": "One row per sync (a history): devices, entities, areas, floors, integrations and "
@@ -26,7 +26,7 @@ DESCRIPTIONS = {
     specs=[
         dg.AssetSpec(
             key=name,
-            group_name=GROUP,
+            group_name=ANALYTICS_GROUP,
             description=DESCRIPTIONS[name],
             deps=[spec.name for spec in MIRRORED_TABLES],
             kinds={"pandas", mirror_kind()},
@@ -40,9 +40,9 @@ DESCRIPTIONS = {
 def home_analytics(context: dg.AssetExecutionContext, mirror: MirrorDatabase):
     home = context.partition_key
     try:
-        refreshed = analytics.refresh_analytics(mirror.engine, home)
+        refreshed = analytics.refresh_analytics(mirror.engine, home, cache=mirror.pictures)
     except analytics.NoSyncYet as exc:
-        raise dg.Failure(str(exc), allow_retries=False) from None
+        raise dg.Failure(str(exc), allow_retries=False) from exc
     for name, frame in refreshed.frames.items():
         yield dg.MaterializeResult(
             asset_key=name,

@@ -8,21 +8,13 @@ import dagster as dg
 import pandas as pd
 
 from ... import storage
-from ...homeassistant import (
-    AuthenticationFailed,
-    CannotConnect,
-    CertificateNotTrusted,
-    HomeAssistantError,
-    HomeAssistantStarting,
-    RequestTimeout,
-    fetch_snapshot,
-)
+from ...homeassistant import HomeAssistantError, fetch_snapshot
+from ...names import HOME_ASSISTANT_GROUP, POOL
 from ...storage.queries import preview_rows
 from ...storage.schema import MIRRORED_TABLES, MirroredTable
-from ..resources import HOMES, HomeAssistantResource, MirrorDatabase, mirror_kind
-
-GROUP = "home_assistant"
-POOL = "home_assistant"  # caps how many homes write the mirror at once (dagster.yaml)
+from ..partitions import HOMES
+from ..resources import MirrorDatabase, mirror_kind
+from .resources import HomeAssistantResource
 
 DESCRIPTIONS = {
     "ha_devices": "Home Assistant's device registry (config/device_registry/list), keyed by device id.",
@@ -55,7 +47,7 @@ def _column_schema(spec: MirroredTable) -> dg.TableSchema:
 def _asset_spec(spec: MirroredTable) -> dg.AssetSpec:
     return dg.AssetSpec(
         key=spec.name,
-        group_name=GROUP,
+        group_name=HOME_ASSISTANT_GROUP,
         description=DESCRIPTIONS[spec.name],
         kinds={"homeassistant", mirror_kind()},
         metadata={"dagster/table_name": spec.name, "dagster/column_schema": _column_schema(spec)},
@@ -79,14 +71,9 @@ def home_assistant_mirror(
     try:
         with home_assistant.client(home) as client:
             snapshot = fetch_snapshot(client)
-    except AuthenticationFailed as exc:
-        raise dg.Failure(str(exc), metadata={"cause": "authentication failed"}, allow_retries=False) from None
-    except CertificateNotTrusted as exc:  # a setting to fix, not a passing outage
-        raise dg.Failure(str(exc), metadata={"cause": "certificate not trusted"}, allow_retries=False) from None
-    except (CannotConnect, RequestTimeout, HomeAssistantStarting) as exc:
-        raise dg.Failure(str(exc), metadata={"cause": "unavailable"}) from None  # retried
     except HomeAssistantError as exc:
-        raise dg.Failure(str(exc), metadata={"cause": "unusable answer"}, allow_retries=False) from None
+        # Retried only where a retry can help (HA unreachable or starting), never a rejected token.
+        raise dg.Failure(str(exc), metadata={"cause": exc.cause.value}, allow_retries=exc.cause.retry_can_help) from exc
     try:
         result = storage.sync_snapshot(mirror.engine, snapshot, instance=home, force=config.force)
     except storage.DataLossRefused as exc:
@@ -94,9 +81,9 @@ def home_assistant_mirror(
             f"{exc} (in Dagster: launch the job with config force: true)",
             metadata={"cause": "data-loss guard"},
             allow_retries=False,
-        ) from None
+        ) from exc
     except storage.StorageError as exc:
-        raise dg.Failure(str(exc), metadata={"cause": "refused"}, allow_retries=False) from None
+        raise dg.Failure(str(exc), metadata={"cause": "refused"}, allow_retries=False) from exc
     seconds = time.monotonic() - started
     context.log.info(
         f"synced Home Assistant {result.ha_version} ({result.location_name}) as sync run {result.run_id} "

@@ -2,7 +2,6 @@
 are unique, and the mirror is fresh. Each checks the run's home (every home outside a sync)."""
 
 
-import os
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -14,7 +13,9 @@ from ...storage.queries import (
     recent_sync_runs,
     row_counts,
 )
-from ..resources import MirrorDatabase, Verdict, check_each_home
+from ...settings import current
+from ..checks import Verdict, check_each_home
+from ..resources import MirrorDatabase
 
 SAMPLE = 20  # offenders listed in a check's metadata
 
@@ -70,7 +71,7 @@ def config_entries_are_not_empty(context: dg.AssetCheckExecutionContext, mirror:
 
 
 def freshness_window() -> timedelta:
-    return timedelta(hours=float(os.environ.get("HA_FRESHNESS_HOURS") or 2))
+    return timedelta(hours=current().freshness_hours)
 
 
 @dg.asset_check(

@@ -2,31 +2,29 @@
 
 import dagster as dg
 
-from ... import settings
-from .assets import GROUP
+from ...names import FRESHNESS_JOB, HISTORY_GROUP, HOME_ASSISTANT_GROUP, REASON_TAG, SYNC_JOB, SYNC_TAG, TRIGGER_TAG
+from ...settings import current
 from .checks import mirror_is_fresh
-
-# One sync per home at a time: dagster.yaml allows one run per unique value of this tag (and of
-# dagster/partition, which a launch from the UI carries).
-SYNC_TAG = "homeiq/sync"
 
 
 def sync_request(home: str, trigger: str, reason: str, run_key: str | None = None) -> dg.RunRequest:
-    """A request to sync one home, tagged with who asked and why (shown in the UI's run list)."""
+    """A request to sync one home, tagged with who asked and why (shown in the UI's run list);
+    dagster.yaml lets one run per home proceed."""
     return dg.RunRequest(
         run_key=run_key,
         partition_key=home,
-        tags={SYNC_TAG: home, "homeiq/trigger": trigger, "homeiq/reason": reason},
+        tags={SYNC_TAG: home, TRIGGER_TAG: trigger, REASON_TAG: reason},
     )
+
 
 # The registry assets and everything computed from them (analytics, and the InfluxDB history
 # when it is switched on), in order.
-SYNC_SELECTION = dg.AssetSelection.groups(GROUP).downstream()
-if not settings.history_enabled():
-    SYNC_SELECTION = SYNC_SELECTION - dg.AssetSelection.groups("history")
+SYNC_SELECTION: dg.AssetSelection = dg.AssetSelection.groups(HOME_ASSISTANT_GROUP).downstream()
+if not current().history_enabled:
+    SYNC_SELECTION = SYNC_SELECTION - dg.AssetSelection.groups(HISTORY_GROUP)
 
 sync_home_assistant = dg.define_asset_job(
-    "sync_home_assistant",
+    SYNC_JOB,
     selection=SYNC_SELECTION,
     description="Take one snapshot of one Home Assistant (the partition), store it in the mirror, and "
     "update its analytics.",
@@ -34,7 +32,7 @@ sync_home_assistant = dg.define_asset_job(
 )
 
 check_mirror_freshness = dg.define_asset_job(
-    "check_mirror_freshness",
+    FRESHNESS_JOB,
     selection=dg.AssetSelection.checks(mirror_is_fresh),
     description="Check that the mirror's last sync is recent, without syncing.",
     executor_def=dg.in_process_executor,

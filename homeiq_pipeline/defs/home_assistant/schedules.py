@@ -1,18 +1,17 @@
 """Periodic refresh of every home, so changes HA does not announce (or that the sensor missed) still arrive."""
 
-import os
-
 import dagster as dg
 
-from ..resources import HomeAssistantResource
+from ...settings import current
 from .jobs import check_mirror_freshness, sync_home_assistant, sync_request
+from .resources import HomeAssistantResource
 
 
 @dg.schedule(
     name="home_assistant_refresh",
     job=sync_home_assistant,
-    cron_schedule=os.environ.get("HA_REFRESH_CRON") or "0 * * * *",
-    execution_timezone=os.environ.get("HA_TIMEZONE") or "UTC",
+    cron_schedule=current().refresh_cron,
+    execution_timezone=current().timezone,
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Sync every home periodically (HA_REFRESH_CRON, default hourly; HA_TIMEZONE, default UTC).",
 )

@@ -4,7 +4,6 @@ with what its cursor remembers of that home."""
 
 
 import json
-import os
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
@@ -16,8 +15,9 @@ from ...homeassistant.reachability import (
     next_connection_state,
     observe,
 )
-from ..resources import HomeAssistantResource
+from ...settings import current
 from .jobs import sync_home_assistant, sync_request
+from .resources import HomeAssistantResource
 
 LOOK_TIMEOUT = 10.0  # seconds: a tick must not hang on a silent HA
 PARALLEL_LOOKS = 8  # homes looked at at once, so one silent home does not delay the others
@@ -45,7 +45,7 @@ def _look(home_assistant: HomeAssistantResource, home: str, previous: Connection
 @dg.sensor(
     name="home_assistant_reconnect",
     job=sync_home_assistant,
-    minimum_interval_seconds=int(os.environ.get("HA_SENSOR_INTERVAL_SECONDS") or 30),
+    minimum_interval_seconds=current().sensor_interval_seconds,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Requests a sync of a home on the first contact with its Home Assistant, when it comes back "
     "after being unreachable, when it turns RUNNING, and when its version changes.",

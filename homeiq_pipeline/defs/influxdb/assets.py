@@ -2,13 +2,16 @@
 
 import dagster as dg
 
-from ... import analytics, history, settings
+from ... import analytics, history
+from ...names import HISTORY_GROUP
+from ...settings import current
 from ...storage import read_snapshot
 from ...storage.schema import MIRRORED_TABLES
-from ..resources import HOMES, MirrorDatabase
+from ..partitions import HOMES
+from ..resources import MirrorDatabase
 from .resources import InfluxDBRefused, InfluxDBResource, InfluxDBUnavailable
 
-ENABLED = settings.history_enabled()
+ENABLED = current().history_enabled
 HOW_TO_ENABLE = (
     "Set STORE_DEVICE_HISTORY_IN_INFLUXDB=true and INFLUXDB_URL, INFLUXDB_TOKEN, INFLUXDB_ORG, "
     "INFLUXDB_BUCKET, then restart; syncs then write it."
@@ -23,7 +26,7 @@ DESCRIPTION = (
 
 @dg.asset(
     name="home_assistant_history",
-    group_name="history",
+    group_name=HISTORY_GROUP,
     # After the analytics: it writes their device and home numbers, from the same read of the mirror.
     deps=[*(spec.name for spec in MIRRORED_TABLES), "home_overview", "device_inventory"],
     kinds={"influxdb"},
@@ -35,21 +38,21 @@ DESCRIPTION = (
 def home_assistant_history(
     context: dg.AssetExecutionContext, mirror: MirrorDatabase, influxdb: InfluxDBResource
 ) -> dg.MaterializeResult:
-    if not settings.history_enabled():
+    if not current().history_enabled:
         raise dg.Failure(f"The InfluxDB history is disabled. {HOW_TO_ENABLE}", allow_retries=False)
     instance = context.partition_key
     try:
         with read_snapshot(mirror.engine) as connection:
             # Stamped with the sync's own time: a retry writes the same series at the same time.
-            run, points = history.latest_sync_points(connection, instance)
+            run, points = history.latest_sync_points(connection, instance, cache=mirror.pictures)
     except analytics.NoSyncYet as exc:
-        raise dg.Failure(str(exc), allow_retries=False) from None
+        raise dg.Failure(str(exc), allow_retries=False) from exc
     try:
         written = influxdb.write([point for batch in points.values() for point in batch])
     except InfluxDBRefused as exc:
-        raise dg.Failure(str(exc), allow_retries=False) from None
+        raise dg.Failure(str(exc), allow_retries=False) from exc
     except InfluxDBUnavailable as exc:
-        raise dg.Failure(str(exc)) from None  # retried
+        raise dg.Failure(str(exc)) from exc  # retried
     context.log.info(f"wrote {written} points for sync run {run['id']} to InfluxDB bucket {influxdb.bucket}")
     return dg.MaterializeResult(
         metadata={

@@ -1,7 +1,5 @@
 """InfluxDB 2 (or anything that speaks its write API), for the optional history."""
 
-import os
-
 import dagster as dg
 from influxdb_client import InfluxDBClient, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
@@ -9,7 +7,7 @@ from influxdb_client.rest import ApiException
 from pydantic import Field
 from urllib3.exceptions import HTTPError
 
-from ... import settings
+from ...settings import current
 
 BATCH = 5_000  # points per request
 
@@ -62,15 +60,17 @@ def _explain(exc: ApiException, bucket: str, url: str) -> str:
 
 @dg.definitions
 def resources() -> dg.Definitions:
+    settings = current()
     return dg.Definitions(
         resources={
             "influxdb": InfluxDBResource(
-                url=dg.EnvVar("INFLUXDB_URL"),
+                # Unset, the URL is looked up at run time, so the failure names the variable.
+                url=settings.influxdb_url or dg.EnvVar("INFLUXDB_URL"),
                 token=dg.EnvVar("INFLUXDB_TOKEN"),
-                org=os.environ.get("INFLUXDB_ORG") or "homeiq",
-                bucket=os.environ.get("INFLUXDB_BUCKET") or "home_assistant",
-                verify_ssl=settings.env_flag("INFLUXDB_VERIFY_SSL", True),
-                ssl_ca_cert=os.environ.get("INFLUXDB_CA_BUNDLE") or None,
+                org=settings.influxdb_org,
+                bucket=settings.influxdb_bucket,
+                verify_ssl=settings.influxdb_verify_ssl,
+                ssl_ca_cert=settings.influxdb_ca_bundle,
             )
         }
     )

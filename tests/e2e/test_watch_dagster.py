@@ -4,89 +4,37 @@ the watcher can bring a change from the fast tier's HA server into the mirror.""
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from homeiq_pipeline import homeassistant as ha
 from homeiq_pipeline import storage
-from homeiq_pipeline.demo.server import FakeHomeAssistant
 from homeiq_pipeline.storage.schema import areas, config_entries, devices, entities
 from homeiq_pipeline.watch import DagsterRuns, LaunchRefused, Watcher, WatchSettings
 
-from .conftest import TOKEN
-from .e2e.conftest import free_port, graphql, launched, sync_runs, wait_for
-from .mirror_checks import all_rows, live_rows
+from ..fake_ha import FakeHomeAssistant
+from ..helpers import (
+    HOME,
+    SELECTOR,
+    TOKEN,
+    LiveDeployment,
+    free_port,
+    graphql,
+    launched,
+    switch_off_sensor_and_schedule,
+    wait_for,
+)
+from ..mirror_checks import all_rows, live_rows
 
 pytestmark = pytest.mark.e2e
 
 DEBOUNCE = 1.0  # seconds
-HOME = "home"  # the one partition of a single-home setup
-SELECTOR = {"repositoryName": "__repository__", "repositoryLocationName": "homeiq_pipeline"}
-
-INSTIGATORS_QUERY = """
-query Instigators($sensor: SensorSelector!, $schedule: ScheduleSelector!) {
-  sensorOrError(sensorSelector: $sensor) { ... on Sensor { id sensorState { status } } }
-  scheduleOrError(scheduleSelector: $schedule) { ... on Schedule { id scheduleState { status } } }
-}
-"""
-STOP_SENSOR = """
-mutation Stop($id: String!) { stopSensor(id: $id) { __typename ... on PythonError { message } } }
-"""
-STOP_SCHEDULE = """
-mutation Stop($id: String!) { stopRunningSchedule(id: $id) { __typename ... on PythonError { message } } }
-"""
-
-
-def switch_off_sensor_and_schedule(url: str) -> None:
-    """Switch both off once the sensor's first-contact sync exists, then let every run finish.
-    (Switched off earlier, a tick already under way could still add a run at any moment; after
-    it, the sensor has nothing to request while HA stays up and unchanged.)"""
-    wait_for("the sensor's first-contact sync",
-             lambda: any(r["tags"].get("homeiq/trigger") == "reconnect" for r in sync_runs(url)), timeout=180)
-    variables = {"sensor": {**SELECTOR, "sensorName": "home_assistant_reconnect"},
-                 "schedule": {**SELECTOR, "scheduleName": "home_assistant_refresh"}}
-    found = graphql(url, INSTIGATORS_QUERY, **variables)
-    assert graphql(url, STOP_SENSOR, id=found["sensorOrError"]["id"])["stopSensor"]["__typename"] != "PythonError"
-    stopped = graphql(url, STOP_SCHEDULE, id=found["scheduleOrError"]["id"])["stopRunningSchedule"]
-    assert stopped["__typename"] != "PythonError", stopped
-    found = graphql(url, INSTIGATORS_QUERY, **variables)
-    assert found["sensorOrError"]["sensorState"]["status"] == "STOPPED"
-    assert found["scheduleOrError"]["scheduleState"]["status"] == "STOPPED"
-    wait_for("runs from before the switch-off to finish",
-             lambda: all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in sync_runs(url)), timeout=180)
-
-
-@dataclass
-class LiveDeployment:
-    url: str
-    ha: FakeHomeAssistant
-    engine: sa.Engine
-    watcher: Watcher
-    since: float  # creation time (epoch s) after which every run must come from the watcher
-
-    def runs(self) -> list[dict[str, Any]]:
-        return [run for run in sync_runs(self.url) if run["creationTime"] > self.since]
-
-    def settled(self) -> bool:
-        """The watcher owes no sync and every run has finished (and each must succeed)."""
-        if self.watcher.owes:
-            return False
-        runs = self.runs()
-        assert all(run["status"] not in ("FAILURE", "CANCELED") for run in runs), runs
-        return all(run["status"] == "SUCCESS" for run in runs)
-
-    def finished_runs(self, what: str, at_least: int = 0) -> list[dict[str, Any]]:
-        """The runs, once there are `at_least` of them and all have finished."""
-        wait_for(what, lambda: self.settled() and len(self.runs()) >= at_least, timeout=180)
-        return self.runs()
 
 
 @pytest.fixture(scope="module")
@@ -210,16 +158,23 @@ def test_a_burst_of_50_changes_during_a_running_sync_leads_to_one_follow_up_run(
     assert len(runs) == 2, [run["tags"]["homeiq/reason"] for run in runs]  # the running sync and one follow-up
 
 
-def test_a_restart_of_home_assistant_while_watching_ends_in_one_sync(live: LiveDeployment) -> None:
+def test_a_restart_of_home_assistant_while_watching_ends_in_one_sync(
+    live: LiveDeployment, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "homeiq_pipeline.watch")
     before = len(live.finished_runs("earlier runs to finish"))
     port, results = live.ha.port, live.ha.results
     live.ha.stop()
     area_id = "made_during_the_restart"
     results["config/area_registry/list"].append({**results["config/area_registry/list"][0], "area_id": area_id,
                                                  "name": "Made during the restart"})
-    time.sleep(1.0)  # the watcher sees HA gone and backs off
+    # The watcher saw HA gone, and then failed to reach it: it backs off.
+    wait_for("a reconnect attempt while HA is down", lambda: caplog.text.count("connecting again in") >= 2)
     live.ha = FakeHomeAssistant(results, token=TOKEN, port=port).start()  # HA back, same address
     wait_for("the area in the mirror", lambda: area_id in live_rows(live.engine, areas), timeout=180)
-    time.sleep(2 * DEBOUNCE)
-    runs = live.finished_runs("every run to finish")[before:]
-    assert [run["tags"]["homeiq/reason"] for run in runs] == ["reconnected"]
+    # A change made now is announced after everything HA sent the watcher on reconnecting: had that
+    # left another sync owed, it would be in this change's run, or a run of its own before it.
+    device = live.ha.results["config/device_registry/list"][7]
+    live.ha.change("config/device_registry/update", device_id=device["id"], name_by_user="After the restart")
+    runs = live.finished_runs("the later change's run to finish", at_least=before + 2)[before:]
+    assert [run["tags"]["homeiq/reason"] for run in runs] == ["reconnected", "device_registry update"]
