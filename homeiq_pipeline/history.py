@@ -10,11 +10,10 @@ two): building 55,000 `Point` objects and serialising them took longer than the 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-import math
 
 import pandas as pd
 import sqlalchemy as sa
@@ -24,14 +23,25 @@ from .storage.schema import live, registry_changes
 from .storage.schema import states as states_table
 
 OVERVIEW_FIELDS = (
-    "devices", "entities", "entities_enabled", "entities_disabled", "areas", "floors", "integrations",
-    "integrations_loaded", "integration_health_pct", "entities_with_state", "unavailable_entities",
-    "unknown_entities", "availability_pct",
+    "devices",
+    "entities",
+    "entities_enabled",
+    "entities_disabled",
+    "areas",
+    "floors",
+    "integrations",
+    "integrations_loaded",
+    "integration_health_pct",
+    "entities_with_state",
+    "unavailable_entities",
+    "unknown_entities",
+    "availability_pct",
 )
 
 
 def _present(value: Any) -> bool:
-    return value is not None and value == value  # NaN, pandas' missing value, is not equal to itself
+    # NaN and NaT are pandas' missing values.
+    return value is not None and value is not pd.NaT and not (isinstance(value, float) and math.isnan(value))
 
 
 # influxdb-client's escaping (influxdb_client/client/write/point.py)
@@ -51,7 +61,7 @@ def _field(value: Any) -> str:
 
 
 def _tag(key: str, value: Any) -> str:
-    """",key=value", escaped; "" for a missing value (None, NaN, "")."""
+    """ ",key=value", escaped; "" for a missing value (None, NaN, "")."""
     if not _present(value) or value == "":
         return ""
     text = str(value).translate(_ESCAPE_KEY)
@@ -81,7 +91,7 @@ def numeric(state: Any) -> float | None:
         value = float(state)
     except (TypeError, ValueError):
         return None
-    return value if value == value and value not in (float("inf"), float("-inf")) else None
+    return value if math.isfinite(value) else None
 
 
 def device_points(inventory: pd.DataFrame, instance: str, time: int) -> Iterator[str]:
@@ -90,11 +100,22 @@ def device_points(inventory: pd.DataFrame, instance: str, time: int) -> Iterator
         yield _point(
             "ha_device",
             time,
-            {"instance": instance, "device_id": device["device_id"], "manufacturer": device["manufacturer"],
-             "model": device["model"], "area": device["area_name"], "floor": device["floor_name"],
-             "integration": device["integration"]},
-            {"name": device["name"], "disabled": bool(device["disabled"]), "entity_count": int(device["entities"]),
-             "unavailable_entities": int(device["unavailable_entities"]), "sw_version": device["sw_version"]},
+            {
+                "instance": instance,
+                "device_id": device["device_id"],
+                "manufacturer": device["manufacturer"],
+                "model": device["model"],
+                "area": device["area_name"],
+                "floor": device["floor_name"],
+                "integration": device["integration"],
+            },
+            {
+                "name": device["name"],
+                "disabled": bool(device["disabled"]),
+                "entity_count": int(device["entities"]),
+                "unavailable_entities": int(device["unavailable_entities"]),
+                "sw_version": device["sw_version"],
+            },
         )
 
 
@@ -134,13 +155,20 @@ def entity_points(m: Mirror, classes: pd.DataFrame, instance: str, time: int) ->
     several times faster for 50,000 states."""
     frame = entity_frame(m, classes, instance)
     columns = [_tags(key, frame[key].tolist()) for key in ENTITY_TAGS]  # sorted, as `_point` does
-    flags = {key: ["true" if flag else "false" for flag in frame[key].tolist()] for key in ("available", "disabled", "hidden")}
+    flags = {
+        key: ["true" if flag else "false" for flag in frame[key].tolist()]
+        for key in ("available", "disabled", "hidden")
+    }
     fields = [
-        f" available={available},disabled={disabled},hidden={hidden},state=\"{str(state).translate(_ESCAPE_STRING)}\""
+        f' available={available},disabled={disabled},hidden={hidden},state="{str(state).translate(_ESCAPE_STRING)}"'
         + (f",value={_field(value)}" if _present(value) else "")
         + f" {time}"
         for available, disabled, hidden, state, value in zip(
-            flags["available"], flags["disabled"], flags["hidden"], frame["state"].tolist(), frame["value"].tolist(),
+            flags["available"],
+            flags["disabled"],
+            flags["hidden"],
+            frame["state"].tolist(),
+            frame["value"].tolist(),
             strict=True,
         )
     ]
@@ -182,6 +210,7 @@ def state_classes(connection: sa.Connection, instance: str) -> pd.DataFrame:
 
 def history_points(
     m: Mirror,
+    *,
     inventory: pd.DataFrame,
     classes: pd.DataFrame,
     overview: Mapping[str, Any],
@@ -209,13 +238,21 @@ def latest_sync_points(
     """The points of the instance's latest sync (and that sync run), read from the mirror. With the
     run's `cache`, the picture and tables the analytics computed from it are reused, not rebuilt."""
     run, picture = latest_picture(connection, instance, cache)
-    changes = connection.execute(
-        sa.select(registry_changes).where(registry_changes.c.sync_run_id == run["id"])
-    ).mappings().all()
+    changes = (
+        connection.execute(sa.select(registry_changes).where(registry_changes.c.sync_run_id == run["id"]))
+        .mappings()
+        .all()
+    )
     kept = cache.computed(picture) if cache is not None else {}
     inventory = kept["device_inventory"] if "device_inventory" in kept else device_inventory(picture)
     overview = kept["home_overview"] if "home_overview" in kept else home_overview(picture, run)
     classes = state_classes(connection, instance)
     return run, history_points(
-        picture, inventory, classes, overview.to_dict("records")[0], changes, instance, epoch_ms(run["finished_at"])
+        picture,
+        inventory=inventory,
+        classes=classes,
+        overview=overview.to_dict("records")[0],
+        changes=changes,
+        instance=instance,
+        time=epoch_ms(run["finished_at"]),
     )

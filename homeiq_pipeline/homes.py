@@ -49,7 +49,11 @@ class HomeConnection(BaseModel):
         if not self.url:
             raise ValueError(f"home {self.name!r} has no URL")
         return HomeAssistantClient(
-            self.url, token, timeout=timeout, verify_tls=self.verify_tls, ca_bundle=self.ca_bundle,
+            self.url,
+            token,
+            timeout=timeout,
+            verify_tls=self.verify_tls,
+            ca_bundle=self.ca_bundle,
             max_frame_size=max_frame_size,
         )
 
@@ -107,8 +111,12 @@ def resolve_homes(settings: Settings, single: Home | None = None, only: str | No
 def single_home(settings: Settings, **overrides: Any) -> Home:
     """The home of HA_URL/HA_TOKEN, named HOMEIQ_INSTANCE; `overrides` (None: not given) are the
     command line's."""
-    fields = {"name": settings.instance, "url": settings.ha_url, "verify_tls": settings.ha_verify_tls,
-              "ca_bundle": settings.ha_ca_bundle}
+    fields = {
+        "name": settings.instance,
+        "url": settings.ha_url,
+        "verify_tls": settings.ha_verify_tls,
+        "ca_bundle": settings.ha_ca_bundle,
+    }
     fields.update({key: value for key, value in overrides.items() if value is not None})
     return checked_home(fields, "the home of HOMEIQ_INSTANCE (--instance) and HA_URL (--ha-url): ", SettingsError)
 
@@ -122,7 +130,8 @@ def checked_home(fields: dict[str, Any], where: str, error: type[SettingsError] 
         return Home(**fields)
     except ValidationError as exc:
         problems = [
-            str(e["msg"]).removeprefix("Value error, ") if e["type"] == "value_error"
+            str(e["msg"]).removeprefix("Value error, ")
+            if e["type"] == "value_error"
             else f"{e['loc'][0]} must be {EXPECTED.get(str(e['loc'][0]), 'a string')}"
             for e in exc.errors(include_input=False)
         ]
@@ -139,7 +148,9 @@ def load_homes(path: Path) -> list[Home]:
         # Only where and what: the full error quotes the offending line, which may hold a token.
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise HomesFileError(f"{path} is not valid YAML{where}: {getattr(exc, 'problem', None) or 'cannot parse'}") from None
+        raise HomesFileError(
+            f"{path} is not valid YAML{where}: {getattr(exc, 'problem', None) or 'cannot parse'}"
+        ) from None
     entries = document.get("homes") if isinstance(document, dict) else None
     if not isinstance(entries, list) or not entries:
         raise HomesFileError(f"{path} must have a non-empty list under `homes:`")

@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     homes_file: Path | None = _env("HOMEIQ_HOMES_FILE", "the path of a homes.yaml", default=None)
     ha_timeout: float = _env("HA_TIMEOUT", "a number of seconds above 0", default=DEFAULT_TIMEOUT, gt=0)
     ha_max_frame_mb: float = _env(
-       "HA_MAX_FRAME_MB", "a number of MiB above 0", default=DEFAULT_MAX_FRAME_SIZE / MiB, gt=0
+        "HA_MAX_FRAME_MB", "a number of MiB above 0", default=DEFAULT_MAX_FRAME_SIZE / MiB, gt=0
     )
     ha_ca_bundle: str | None = _env("HA_CA_BUNDLE", "the path of a CA file", default=None)
     ha_verify_tls: bool = _env("HA_VERIFY_TLS", "true or false", default=True)
@@ -97,7 +97,9 @@ class Settings(BaseSettings):
     refresh_cron: Annotated[str, AfterValidator(_cron)] = _env(
         "HA_REFRESH_CRON", "a cron expression of five fields, e.g. '0 * * * *'", default="0 * * * *"
     )
-    timezone: Annotated[str, AfterValidator(_timezone)] = _env("HA_TIMEZONE", "an IANA time zone such as UTC or Europe/Berlin", default="UTC")
+    timezone: Annotated[str, AfterValidator(_timezone)] = _env(
+        "HA_TIMEZONE", "an IANA time zone such as UTC or Europe/Berlin", default="UTC"
+    )
     sensor_interval_seconds: int = _env(
         "HA_SENSOR_INTERVAL_SECONDS", "a whole number of seconds, at least 1", default=30, ge=1
     )

@@ -45,8 +45,20 @@ class Mirror:
 
 
 COLUMNS = {
-    "devices": ("id", "name_by_user", "name", "manufacturer", "model", "sw_version", "area_id", "via_device_id",
-                "disabled_by", "config_entry_id", "primary_config_entry", "config_entries"),
+    "devices": (
+        "id",
+        "name_by_user",
+        "name",
+        "manufacturer",
+        "model",
+        "sw_version",
+        "area_id",
+        "via_device_id",
+        "disabled_by",
+        "config_entry_id",
+        "primary_config_entry",
+        "config_entries",
+    ),
     "entities": ("id", "entity_id", "device_id", "area_id", "config_entry_id", "platform", "disabled_by", "hidden_by"),
     "areas": ("area_id", "name", "floor_id"),
     "floors": ("floor_id", "name", "level"),
@@ -95,7 +107,9 @@ def _resolve(m: Mirror) -> tuple[pd.DataFrame, pd.DataFrame]:
 
     state_of = m.states.set_index("entity_id")["state"]
     entities = m.entities.copy()
-    entities["integration"] = entities["config_entry_id"].map(entries["domain"]).astype(object).fillna(entities["platform"])
+    entities["integration"] = (
+        entities["config_entry_id"].map(entries["domain"]).astype(object).fillna(entities["platform"])
+    )
     entities["domain"] = entities["entity_id"].str.split(".", n=1).str[0]
     device_area = devices.set_index("id")["area_id"]
     entities["effective_area_id"] = entities["area_id"].astype(object).fillna(entities["device_id"].map(device_area))
@@ -153,7 +167,9 @@ def integration_health(m: Mirror) -> pd.DataFrame:
         elif failing.empty:
             healthy, reason = True, f"all {len(active)} enabled config entries loaded"
         else:
-            states = ", ".join(f"{n} {s}" for s, n in failing["state"].fillna("unknown").value_counts().sort_index().items())
+            states = ", ".join(
+                f"{n} {s}" for s, n in failing["state"].fillna("unknown").value_counts().sort_index().items()
+            )
             healthy, reason = False, f"{len(failing)} of {len(active)} enabled config entries not loaded: {states}"
         own_entities = entities[entities["integration"] == domain]
         rows.append(
@@ -174,8 +190,15 @@ def integration_health(m: Mirror) -> pd.DataFrame:
 
 
 INTEGRATION_HEALTH_COLUMNS = [
-    "domain", "config_entries", *(f"entries_{s}" for s in ENTRY_STATES), "entries_other",
-    "devices", "entities", "unavailable_entities", "healthy", "reason",
+    "domain",
+    "config_entries",
+    *(f"entries_{s}" for s in ENTRY_STATES),
+    "entries_other",
+    "devices",
+    "entities",
+    "unavailable_entities",
+    "healthy",
+    "reason",
 ]
 
 
@@ -235,7 +258,9 @@ def entity_availability(m: Mirror) -> pd.DataFrame:
 def unavailable_entities(m: Mirror) -> pd.DataFrame:
     states = _state_table(m)
     down = states[states["state"] == "unavailable"]
-    frame = down[["entity_id", "integration", "device_id", "device_name", "effective_area_id", "area_name", "last_changed"]]
+    frame = down[
+        ["entity_id", "integration", "device_id", "device_name", "effective_area_id", "area_name", "last_changed"]
+    ]
     frame = frame.rename(columns={"effective_area_id": "area_id", "last_changed": "unavailable_since"})
     return frame.sort_values("entity_id", ignore_index=True)
 

@@ -18,7 +18,10 @@ def the_home(args: argparse.Namespace, settings: Settings, name: str) -> Home:
     """The single home of HA_URL/HA_TOKEN named `name`, with the command line's connection options."""
     insecure = getattr(args, "insecure", None)
     return single_home(
-        settings, name=name, url=getattr(args, "ha_url", None), ca_bundle=getattr(args, "ca_bundle", None),
+        settings,
+        name=name,
+        url=getattr(args, "ha_url", None),
+        ca_bundle=getattr(args, "ca_bundle", None),
         verify_tls=None if insecure is None else not insecure,
     )
 
@@ -37,10 +40,13 @@ def connector(args: argparse.Namespace, settings: Settings, home: Home) -> Conne
     if not home.url or not token:
         missing = " and ".join(name for name, value in (("HA_URL", home.url), (home.token_env, token)) if not value)
         if settings.homes_file is None:
-            raise SettingsError(f"{missing} not set: export HA_URL=http://your-ha:8123 and "
-                                f"{home.token_env}=<a long-lived access token>")
-        raise SettingsError(f"{missing} not set: export it with the access token of home {home.name!r} "
-                            f"({settings.homes_file} names it as its token_env)")
+            raise SettingsError(
+                f"{missing} not set: export HA_URL=http://your-ha:8123 and {home.token_env}=<a long-lived access token>"
+            )
+        raise SettingsError(
+            f"{missing} not set: export it with the access token of home {home.name!r} "
+            f"({settings.homes_file} names it as its token_env)"
+        )
     timeout = getattr(args, "timeout", settings.ha_timeout)
     max_frame_size = int(getattr(args, "max_frame_mb", settings.ha_max_frame_mb) * MiB)
 

@@ -33,7 +33,9 @@ def change(args: argparse.Namespace, settings: Settings) -> int:
     try:
         with ha.HomeAssistantClient(args.ha_url, DEMO_TOKEN) as client:
             if client.command("get_config").get("location_name") != DEMO_LOCATION_NAME:
-                return fail(EXIT_CONFIG, f"{args.ha_url} is not the demo Home Assistant: demo-change changes only the demo")
+                return fail(
+                    EXIT_CONFIG, f"{args.ha_url} is not the demo Home Assistant: demo-change changes only the demo"
+                )
             result = _apply(client, args)
     except ha.HomeAssistantError as exc:
         explained = {

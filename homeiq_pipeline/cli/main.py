@@ -31,7 +31,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         return fail(EXIT_CONFIG, str(exc))
     args = build_parser(settings).parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     if not HOME_NAME.match(args.instance):  # the rule Dagster's partitions follow: no rows it cannot show
         return fail(EXIT_CONFIG, f"--instance {args.instance!r} cannot name a home: use {HOME_NAME_RULE}")
     try:

@@ -35,13 +35,18 @@ def _demo(args: argparse.Namespace, settings: Settings, url: str) -> int:
     try:
         server = demo_home_assistant(port=args.demo_ha_port).start()
     except OSError as exc:
-        return fail(EXIT_CONFIG, f"cannot start the demo Home Assistant on port {args.demo_ha_port}: {exc} "
-                    "(pick another with --demo-ha-port)")
+        return fail(
+            EXIT_CONFIG,
+            f"cannot start the demo Home Assistant on port {args.demo_ha_port}: {exc} "
+            "(pick another with --demo-ha-port)",
+        )
     try:
         env = launcher.demo_environment(settings, server.url, DEMO_TOKEN)
         print(f"DEMO Home Assistant at {server.url}: {DEMO_LOCATION_NAME}", flush=True)
-        print(f"Live mode: try `homeiq-pipeline demo-change --ha-url {server.url} rename-device 'Renamed lamp'`",
-              flush=True)
+        print(
+            f"Live mode: try `homeiq-pipeline demo-change --ha-url {server.url} rename-device 'Renamed lamp'`",
+            flush=True,
+        )
         homes = {env["HOMEIQ_INSTANCE"]: lambda: ha.HomeAssistantClient(server.url, DEMO_TOKEN)}
         with WatcherThreads(watchers_for(homes, lambda _: DagsterRuns(url))):
             return launcher.run_dagster(settings, env, args.host, args.port)

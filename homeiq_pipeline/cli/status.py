@@ -29,7 +29,10 @@ def command(args: argparse.Namespace, settings: Settings) -> int:
         ["run", "finished (UTC)", "outcome", "HA version", "added", "updated", "removed"],
         [
             [
-                run["id"], f"{run['finished_at']:%Y-%m-%d %H:%M:%S}", run["outcome"], run["ha_version"],
+                run["id"],
+                f"{run['finished_at']:%Y-%m-%d %H:%M:%S}",
+                run["outcome"],
+                run["ha_version"],
                 *(sum(t[k] for t in run["counts"].values()) for k in ("added", "updated", "removed")),
             ]
             for run in runs

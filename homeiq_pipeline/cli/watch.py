@@ -38,7 +38,9 @@ def command(args: argparse.Namespace, settings: Settings) -> int:
     stop = watchers[0].stop
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    target = f"directly into {storage.safe_url(args.db_url)}" if args.direct else f"through Dagster at {args.dagster_url}"
+    target = (
+        f"directly into {storage.safe_url(args.db_url)}" if args.direct else f"through Dagster at {args.dagster_url}"
+    )
     if args.heartbeat_file:
         Path(args.heartbeat_file).touch()  # from the start: a watcher held at once must go stale too
     with WatcherThreads(watchers) as threads:
@@ -50,7 +52,11 @@ def command(args: argparse.Namespace, settings: Settings) -> int:
         codes = [EXIT_OK]
         for home, exc in threads.stopped_by.items():
             fix = "the token" if exc.cause is ha.Cause.TOKEN_REJECTED else "the CA bundle (HA_CA_BUNDLE, ca_bundle)"
-            codes.append(fail(FOR_CAUSE[exc.cause], f"home {home!r}: {exc}. The watcher stopped: fix {fix}, then start it again."))
+            codes.append(
+                fail(
+                    FOR_CAUSE[exc.cause], f"home {home!r}: {exc}. The watcher stopped: fix {fix}, then start it again."
+                )
+            )
         if threads.stopped_by and args.hold_on_auth_failure:
             stop.wait()  # not trying again: only a person can fix it
     return EXIT_AUTH if EXIT_AUTH in codes else max(codes)
@@ -63,8 +69,10 @@ def watchers_for(
 ) -> list[Watcher]:
     """One watcher per home (each its own websocket), all stopped by one flag."""
     stop = threading.Event()
-    return [Watcher(connect, runs_for(connect), WatchSettings(home=home, debounce=debounce), stop)
-            for home, connect in homes.items()]
+    return [
+        Watcher(connect, runs_for(connect), WatchSettings(home=home, debounce=debounce), stop)
+        for home, connect in homes.items()
+    ]
 
 
 class WatcherThreads:
@@ -76,8 +84,10 @@ class WatcherThreads:
         _log_watcher()
         self.watchers = watchers
         self.stopped_by: dict[str, ha.HomeAssistantError] = {}
-        self._threads = [threading.Thread(target=self._run, args=(w,), name=f"homeiq-watch-{w.settings.home}",
-                                          daemon=True) for w in watchers]
+        self._threads = [
+            threading.Thread(target=self._run, args=(w,), name=f"homeiq-watch-{w.settings.home}", daemon=True)
+            for w in watchers
+        ]
 
     def _run(self, watcher: Watcher) -> None:
         try:

@@ -205,8 +205,13 @@ class DemoHomeAssistant:
                     if kind == event_type == "config_entries/subscribe":
                         event: Any = payload
                     elif kind in (event_type, "*"):
-                        event = {"event_type": event_type, "data": payload, "origin": "LOCAL",
-                                 "time_fired": _now_iso(), "context": {"id": _ulid(), "parent_id": None, "user_id": None}}
+                        event = {
+                            "event_type": event_type,
+                            "data": payload,
+                            "origin": "LOCAL",
+                            "time_fired": _now_iso(),
+                            "context": {"id": _ulid(), "parent_id": None, "user_id": None},
+                        }
                     else:
                         continue
                     try:
@@ -304,19 +309,43 @@ def _input_boolean_create(ha: DemoHomeAssistant, msg: dict[str, Any], events: Ev
     helper_id = _slug(name)
     entity_id = f"input_boolean.{helper_id}"
     now = time.time()
-    ha.results["config/entity_registry/list"].append({
-        "area_id": None, "categories": {}, "config_entry_id": None, "config_subentry_id": None,
-        "created_at": now, "device_id": None, "disabled_by": None, "entity_category": None,
-        "entity_id": entity_id, "has_entity_name": False, "hidden_by": None, "icon": None, "id": _ulid().lower(),
-        "labels": [], "modified_at": now, "name": None, "options": {}, "original_name": name,
-        "platform": "input_boolean", "translation_key": None, "unique_id": helper_id,
-    })
+    ha.results["config/entity_registry/list"].append(
+        {
+            "area_id": None,
+            "categories": {},
+            "config_entry_id": None,
+            "config_subentry_id": None,
+            "created_at": now,
+            "device_id": None,
+            "disabled_by": None,
+            "entity_category": None,
+            "entity_id": entity_id,
+            "has_entity_name": False,
+            "hidden_by": None,
+            "icon": None,
+            "id": _ulid().lower(),
+            "labels": [],
+            "modified_at": now,
+            "name": None,
+            "options": {},
+            "original_name": name,
+            "platform": "input_boolean",
+            "translation_key": None,
+            "unique_id": helper_id,
+        }
+    )
     stamp = _now_iso()
-    ha.results["get_states"].append({
-        "entity_id": entity_id, "state": "off", "attributes": {"editable": True, "friendly_name": name},
-        "last_changed": stamp, "last_reported": stamp, "last_updated": stamp,
-        "context": {"id": _ulid(), "parent_id": None, "user_id": None},
-    })
+    ha.results["get_states"].append(
+        {
+            "entity_id": entity_id,
+            "state": "off",
+            "attributes": {"editable": True, "friendly_name": name},
+            "last_changed": stamp,
+            "last_reported": stamp,
+            "last_updated": stamp,
+            "context": {"id": _ulid(), "parent_id": None, "user_id": None},
+        }
+    )
     events.append(("entity_registry_updated", {"action": "create", "entity_id": entity_id}))
     return {"id": helper_id, "name": name}
 
@@ -328,9 +357,19 @@ def _input_boolean_delete(ha: DemoHomeAssistant, msg: dict[str, Any], events: Ev
 
 def _area_create(ha: DemoHomeAssistant, msg: dict[str, Any], events: Events) -> Any:
     now = time.time()
-    area = {"aliases": [], "area_id": _slug(str(msg["name"])), "floor_id": msg.get("floor_id"),
-            "humidity_entity_id": None, "icon": None, "labels": [], "name": msg["name"], "picture": None,
-            "temperature_entity_id": None, "created_at": now, "modified_at": now}
+    area = {
+        "aliases": [],
+        "area_id": _slug(str(msg["name"])),
+        "floor_id": msg.get("floor_id"),
+        "humidity_entity_id": None,
+        "icon": None,
+        "labels": [],
+        "name": msg["name"],
+        "picture": None,
+        "temperature_entity_id": None,
+        "created_at": now,
+        "modified_at": now,
+    }
     ha.results["config/area_registry/list"].append(area)
     events.append(("area_registry_updated", {"action": "create", "area_id": area["area_id"]}))
     return copy.deepcopy(area)

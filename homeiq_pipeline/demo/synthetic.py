@@ -15,10 +15,17 @@ def synthetic_results(devices: int, entities: int, states: int, *, seed: int = 1
     rng = random.Random(seed)
     recorded = load_recording()["results"]
     config_entries = [
-        {**recorded["config_entries/get"][0], "entry_id": f"entry{i:04d}", "domain": f"integration_{i}", "title": f"Integration {i}"}
+        {
+            **recorded["config_entries/get"][0],
+            "entry_id": f"entry{i:04d}",
+            "domain": f"integration_{i}",
+            "title": f"Integration {i}",
+        }
         for i in range(max(1, devices // 100))
     ]
-    areas = [{**recorded["config/area_registry/list"][0], "area_id": f"area_{i}", "name": f"Area {i}"} for i in range(40)]
+    areas = [
+        {**recorded["config/area_registry/list"][0], "area_id": f"area_{i}", "name": f"Area {i}"} for i in range(40)
+    ]
     device_list = [
         {
             "area_id": rng.choice(areas)["area_id"] if rng.random() < 0.7 else None,

@@ -4,8 +4,8 @@ from ..snapshot import LIST_COMMANDS, Snapshot
 from .client import DEFAULT_MAX_FRAME_SIZE, DEFAULT_TIMEOUT, HomeAssistantClient, websocket_url
 from .errors import (
     AuthenticationFailed,
-    Cause,
     CannotConnect,
+    Cause,
     CertificateNotTrusted,
     CommandFailed,
     FrameTooLarge,
@@ -21,8 +21,8 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "LIST_COMMANDS",
     "AuthenticationFailed",
-    "Cause",
     "CannotConnect",
+    "Cause",
     "CertificateNotTrusted",
     "CommandFailed",
     "FrameTooLarge",

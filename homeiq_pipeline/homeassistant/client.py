@@ -46,8 +46,7 @@ def websocket_url(url: str) -> str:
     scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme.lower())
     if scheme is None or not parts.netloc:
         raise ValueError(
-            f"not a Home Assistant URL: {url!r} (expected http(s)://host:8123 or "
-            "ws(s)://host:8123/api/websocket)"
+            f"not a Home Assistant URL: {url!r} (expected http(s)://host:8123 or ws(s)://host:8123/api/websocket)"
         )
     path = parts.path.rstrip("/")
     if not path.endswith("/api/websocket"):
@@ -280,7 +279,9 @@ class HomeAssistantClient:
         except (UnicodeDecodeError, ValueError) as exc:
             raise ProtocolError(f"Home Assistant sent a frame that is not JSON ({doing}): {exc}") from exc
         if (b"\\ud" in data or b"\\uD" in data) and not _valid_unicode(decoded):  # HA never sends these
-            raise ProtocolError(f"Home Assistant sent a string that is not valid Unicode (an unpaired surrogate) ({doing})")
+            raise ProtocolError(
+                f"Home Assistant sent a string that is not valid Unicode (an unpaired surrogate) ({doing})"
+            )
         # With coalesce_messages HA may send several messages as one JSON array.
         messages = decoded if isinstance(decoded, list) else [decoded]
         if not all(isinstance(m, dict) for m in messages):
@@ -314,8 +315,7 @@ def _translate(exc: Exception, where: str, timeout: float) -> HomeAssistantError
         return CannotConnect(f"TLS handshake with Home Assistant failed: {where}: {exc}")
     if isinstance(exc, websocket.WebSocketBadStatusException):
         return CannotConnect(
-            f"{where} answered HTTP {exc.status_code} instead of a websocket: "
-            "is this the Home Assistant URL?"
+            f"{where} answered HTTP {exc.status_code} instead of a websocket: is this the Home Assistant URL?"
         )
     if isinstance(exc, (ConnectionRefusedError, websocket.WebSocketAddressException)):
         return CannotConnect(f"cannot reach Home Assistant at {where}: {exc}")

@@ -34,9 +34,7 @@ def recent_sync_runs(
     if outcome is not None:
         query = query.where(sync_runs.c.outcome == outcome)
     rows = connection.execute(query.order_by(sync_runs.c.id.desc()).limit(limit))
-    return [
-        {**row._mapping, "started_at": _utc(row.started_at), "finished_at": _utc(row.finished_at)} for row in rows
-    ]
+    return [{**row._mapping, "started_at": _utc(row.started_at), "finished_at": _utc(row.finished_at)} for row in rows]
 
 
 def _utc(moment: datetime) -> datetime:
@@ -60,12 +58,7 @@ def preview_rows(connection: sa.Connection, table_name: str, instance: str, limi
     spec = MIRRORED_BY_NAME[table_name]
     table = spec.table
     columns = [table.c[name] for name in PREVIEW_COLUMNS[table_name]]
-    rows = connection.execute(
-        sa.select(*columns)
-        .where(live(table, instance))
-        .order_by(table.c[spec.key])
-        .limit(limit)
-    )
+    rows = connection.execute(sa.select(*columns).where(live(table, instance)).order_by(table.c[spec.key]).limit(limit))
     return [dict(row._mapping) for row in rows]
 
 

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 metadata = sa.MetaData()
 
 # Short names for column types, so each table below reads like HA's payload.
-S, F, I, B = sa.Text, sa.Float, sa.BigInteger, sa.Boolean  # BIGINT: 64 bits, as in SQLite and in JSON from HA
+S, F, I, B = sa.Text, sa.Float, sa.BigInteger, sa.Boolean  # noqa: E741 (BIGINT: 64 bits, as in SQLite and JSON)
 J = sa.JSON(none_as_null=True)
 Timestamp = sa.DateTime(timezone=True)
 
@@ -214,6 +214,7 @@ def live(table: sa.Table, instance: str) -> sa.ColumnElement[bool]:
     """The where-clause of a mirrored table's live rows of one instance: what HA has now."""
     return sa.and_(table.c.instance == instance, table.c.removed_at.is_(None))
 
+
 sync_runs = sa.Table(
     "ha_sync_runs",
     metadata,
@@ -278,8 +279,16 @@ home_overview = _analytics(
     sa.Column("sync_run_id", sa.Integer, nullable=False),
     sa.Column("synced_at", Timestamp, nullable=False),
     sa.Column("ha_version", sa.Text),
-    *_counts("devices", "entities", "entities_enabled", "entities_disabled", "areas", "floors",
-             "integrations", "integrations_loaded"),
+    *_counts(
+        "devices",
+        "entities",
+        "entities_enabled",
+        "entities_disabled",
+        "areas",
+        "floors",
+        "integrations",
+        "integrations_loaded",
+    ),
     sa.Column("integration_health_pct", sa.Float),
     *_counts("entities_with_state", "unavailable_entities", "unknown_entities"),
     sa.Column("availability_pct", sa.Float),
@@ -290,9 +299,19 @@ integration_health = _analytics(
     "analytics_integration_health",
     sa.Column("rank", sa.Integer, nullable=False),  # 1 = most devices: the "top integrations"
     sa.Column("domain", sa.Text, nullable=False),
-    *_counts("config_entries", "entries_loaded", "entries_setup_error", "entries_setup_retry", "entries_not_loaded",
-             "entries_failed_unload", "entries_migration_error", "entries_other", "devices", "entities",
-             "unavailable_entities"),
+    *_counts(
+        "config_entries",
+        "entries_loaded",
+        "entries_setup_error",
+        "entries_setup_retry",
+        "entries_not_loaded",
+        "entries_failed_unload",
+        "entries_migration_error",
+        "entries_other",
+        "devices",
+        "entities",
+        "unavailable_entities",
+    ),
     sa.Column("healthy", sa.Boolean),
     sa.Column("reason", sa.Text),
 )
@@ -300,8 +319,19 @@ integration_health = _analytics(
 device_inventory = _analytics(
     "analytics_device_inventory",
     sa.Column("device_id", sa.Text, nullable=False),
-    *_texts("name", "manufacturer", "model", "sw_version", "area_id", "area_name", "floor_name", "integration",
-            "integration_title", "via_device_id", "via_device_name"),
+    *_texts(
+        "name",
+        "manufacturer",
+        "model",
+        "sw_version",
+        "area_id",
+        "area_name",
+        "floor_name",
+        "integration",
+        "integration_title",
+        "via_device_id",
+        "via_device_name",
+    ),
     *_counts("entities", "unavailable_entities"),
     sa.Column("disabled", sa.Boolean, nullable=False),
     sa.Column("disabled_by", sa.Text),
@@ -327,5 +357,12 @@ area_summary = _analytics(
 
 ANALYTICS_TABLES: dict[str, sa.Table] = {
     table.name.removeprefix("analytics_"): table
-    for table in (home_overview, integration_health, device_inventory, entity_availability, unavailable_entities, area_summary)
+    for table in (
+        home_overview,
+        integration_health,
+        device_inventory,
+        entity_availability,
+        unavailable_entities,
+        area_summary,
+    )
 }

@@ -79,7 +79,9 @@ class PendingSync:
 
     def reason(self) -> str:
         parts = list(self.why)
-        parts += [f"{change} x{count}" if count > 1 else str(change) for change, count in sorted(
-            self.changes.items(), key=lambda item: (item[0].source, item[0].action))]
+        parts += [
+            f"{change} x{count}" if count > 1 else str(change)
+            for change, count in sorted(self.changes.items(), key=lambda item: (item[0].source, item[0].action))
+        ]
         text = ", ".join(parts) or "changes"
         return text if len(text) <= MAX_REASON_LENGTH else text[: MAX_REASON_LENGTH - 3] + "..."

@@ -109,7 +109,9 @@ class DagsterRuns:
         with self._reading():
             answer = body["pipelineOrError"]
             if answer["__typename"] != "Pipeline":
-                raise self._error(answer, f"Dagster has no job {SYNC_JOB} in code location {LOCATION}: {answer.get('message')}")
+                raise self._error(
+                    answer, f"Dagster has no job {SYNC_JOB} in code location {LOCATION}: {answer.get('message')}"
+                )
             keys = answer.get("partitionKeysOrError") or {}  # not PartitionKeys: the job is not partitioned
             return [str(key) for key in keys.get("partitionKeys") or []]
 

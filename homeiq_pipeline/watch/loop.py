@@ -88,11 +88,12 @@ class Watcher:
                 delay = self._backoff(failures)
                 log.warning("lost Home Assistant (%s); connecting again in %.1f s", exc, delay)
                 self.stop.wait(delay)
-            except Exception as exc:  # noqa: BLE001  (a bug or an answer nobody foresaw must not end live mode)
+            except Exception as exc:
                 failures += 1  # even after a good connection: a lasting bug must not hammer HA
                 delay = self._backoff(failures)
-                log.error("watcher failed unexpectedly (%s: %s); connecting again in %.1f s",
-                          type(exc).__name__, exc, delay)
+                log.error(
+                    "watcher failed unexpectedly (%s: %s); connecting again in %.1f s", type(exc).__name__, exc, delay
+                )
                 self.stop.wait(delay)
         if self._pending is not None:
             log.warning("stopping with changes not yet synced (%s); the next start syncs them", self._pending.reason())
@@ -112,12 +113,21 @@ class Watcher:
         s = self.settings
         client = self._connect()
         with client:
-            subscribed_to = {client.subscribe(command, **payload): payload.get("event_type", command)
-                             for command, payload in SUBSCRIPTIONS}
+            subscribed_to = {
+                client.subscribe(command, **payload): payload.get("event_type", command)
+                for command, payload in SUBSCRIPTIONS
+            }
             state = str(client.command("get_config").get("state"))
             self.connections += 1
-            log.info("connected to Home Assistant %s at %s (%s): subscribed to %s; %s sync owed for home %r",
-                     client.ha_version, client.url, state, ", ".join(subscribed_to.values()), why, s.home)
+            log.info(
+                "connected to Home Assistant %s at %s (%s): subscribed to %s; %s sync owed for home %r",
+                client.ha_version,
+                client.url,
+                state,
+                ", ".join(subscribed_to.values()),
+                why,
+                s.home,
+            )
             self._owe(why)
             if state != RUNNING:
                 log.info("Home Assistant is %s: the sync waits until it is RUNNING", state)
@@ -129,8 +139,12 @@ class Watcher:
                     next_state_look = now + s.state_poll
                     if state == RUNNING:
                         log.info("Home Assistant is RUNNING now")
-                if state == RUNNING and self._pending and now >= self._retry_at and \
-                        self._pending.due(now, s.debounce, s.max_delay):
+                if (
+                    state == RUNNING
+                    and self._pending
+                    and now >= self._retry_at
+                    and self._pending.due(now, s.debounce, s.max_delay)
+                ):
                     self._request_sync()
                 if now - quiet_since >= s.keepalive:
                     client.ping()  # a dead connection shows here, not only when HA next speaks
@@ -142,8 +156,11 @@ class Watcher:
                 changes = describe(subscribed_to.get(message["id"], ""), message)
                 if changes:
                     self._owe(None, changes)
-                    log.info("Home Assistant announced %s; syncing after %g s of quiet",
-                             ", ".join(map(str, changes)), s.debounce)
+                    log.info(
+                        "Home Assistant announced %s; syncing after %g s of quiet",
+                        ", ".join(map(str, changes)),
+                        s.debounce,
+                    )
 
     def _owe(self, why: str | None, changes: list[Change] | None = None) -> None:
         now = time.monotonic()
@@ -159,8 +176,13 @@ class Watcher:
         try:
             waiting = self._runs.waiting_sync(home)
             if waiting:
-                log.info("sync run %s of home %r has not started yet and will see these changes (%s): "
-                         "not requesting another", waiting, home, reason)
+                log.info(
+                    "sync run %s of home %r has not started yet and will see these changes (%s): "
+                    "not requesting another",
+                    waiting,
+                    home,
+                    reason,
+                )
             else:
                 run_id = self._runs.launch_sync(home, {TRIGGER_TAG: "watch", REASON_TAG: reason})
                 self.requested.append(run_id)

@@ -13,8 +13,7 @@ DESCRIPTIONS = {
     "their health, availability.",
     "integration_health": "One row per integration domain: config entries by state, devices, entities, "
     "unavailable entities, healthy or not and why. Ranked by devices: its head is the top integrations.",
-    "device_inventory": "One row per live device, names resolved: area, floor, integration, via device, "
-    "entity counts.",
+    "device_inventory": "One row per live device, names resolved: area, floor, integration, via device, entity counts.",
     "entity_availability": "Entities with a state per domain and integration: unavailable, unknown, availability %.",
     "unavailable_entities": "Every entity whose state is unavailable, with its device, area and since when.",
     "area_summary": "One row per area (and one for no area): floor, devices, entities (effective area).",

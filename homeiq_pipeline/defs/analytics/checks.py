@@ -48,19 +48,29 @@ def _compare(expected: dict[str, int], actual: dict[str, int]) -> Verdict:
 
 
 @dg.asset_check(asset="home_overview", description="The overview's counts equal the mirror's live rows.")
-def overview_counts_match_the_mirror(context: dg.AssetCheckExecutionContext, mirror: MirrorDatabase) -> dg.AssetCheckResult:
+def overview_counts_match_the_mirror(
+    context: dg.AssetCheckExecutionContext, mirror: MirrorDatabase
+) -> dg.AssetCheckResult:
     def judge(reading: _Reading) -> Verdict:
         live = reading.live()
         row = reading.table("home_overview").iloc[0]
-        names = {"devices": "ha_devices", "entities": "ha_entities", "areas": "ha_areas", "floors": "ha_floors",
-                 "integrations": "ha_config_entries", "entities_with_state": "ha_states"}
+        names = {
+            "devices": "ha_devices",
+            "entities": "ha_entities",
+            "areas": "ha_areas",
+            "floors": "ha_floors",
+            "integrations": "ha_config_entries",
+            "entities_with_state": "ha_states",
+        }
         return _compare({k: live[t] for k, t in names.items()}, {k: int(row[k]) for k in names})
 
     return _check(context, mirror, judge)
 
 
 @dg.asset_check(asset="home_overview", description="Percentages are NULL or within 0-100.")
-def overview_percentages_are_in_range(context: dg.AssetCheckExecutionContext, mirror: MirrorDatabase) -> dg.AssetCheckResult:
+def overview_percentages_are_in_range(
+    context: dg.AssetCheckExecutionContext, mirror: MirrorDatabase
+) -> dg.AssetCheckResult:
     def judge(reading: _Reading) -> Verdict:
         row = reading.table("home_overview").iloc[0]
         values = {k: row[k] for k in ("integration_health_pct", "availability_pct")}
@@ -70,7 +80,9 @@ def overview_percentages_are_in_range(context: dg.AssetCheckExecutionContext, mi
     return _check(context, mirror, judge)
 
 
-@dg.asset_check(asset="entity_availability", description="Availability is NULL or within 0-100; counts add up to the states.")
+@dg.asset_check(
+    asset="entity_availability", description="Availability is NULL or within 0-100; counts add up to the states."
+)
 def availability_is_consistent(context: dg.AssetCheckExecutionContext, mirror: MirrorDatabase) -> dg.AssetCheckResult:
     def judge(reading: _Reading) -> Verdict:
         frame = reading.table("entity_availability")
@@ -83,7 +95,9 @@ def availability_is_consistent(context: dg.AssetCheckExecutionContext, mirror: M
 
 
 @dg.asset_check(asset="integration_health", description="Every config entry is counted once.")
-def integration_health_counts_every_entry(context: dg.AssetCheckExecutionContext, mirror: MirrorDatabase) -> dg.AssetCheckResult:
+def integration_health_counts_every_entry(
+    context: dg.AssetCheckExecutionContext, mirror: MirrorDatabase
+) -> dg.AssetCheckResult:
     def judge(reading: _Reading) -> Verdict:
         counted = int(reading.table("integration_health")["config_entries"].sum())
         return _compare({"config_entries": reading.live()["ha_config_entries"]}, {"config_entries": counted})
@@ -92,7 +106,9 @@ def integration_health_counts_every_entry(context: dg.AssetCheckExecutionContext
 
 
 @dg.asset_check(asset="area_summary", description="Every live device and entity is counted in exactly one area row.")
-def area_summary_counts_everything_once(context: dg.AssetCheckExecutionContext, mirror: MirrorDatabase) -> dg.AssetCheckResult:
+def area_summary_counts_everything_once(
+    context: dg.AssetCheckExecutionContext, mirror: MirrorDatabase
+) -> dg.AssetCheckResult:
     def judge(reading: _Reading) -> Verdict:
         frame, live = reading.table("area_summary"), reading.live()
         return _compare(
@@ -109,7 +125,9 @@ def device_names_are_resolved(context: dg.AssetCheckExecutionContext, mirror: Mi
         frame = reading.table("device_inventory")
         areas = set(reading.table("area_summary")["area_id"].dropna())
         missing_area = frame[frame["area_id"].isin(areas) & frame["area_name"].isna()]["device_id"].tolist()
-        missing_integration = frame[frame["integration_title"].notna() & frame["integration"].isna()]["device_id"].tolist()
+        missing_integration = frame[frame["integration_title"].notna() & frame["integration"].isna()][
+            "device_id"
+        ].tolist()
         live = reading.live()["ha_devices"]
         return not missing_area and not missing_integration and len(frame) == live, {
             "rows": len(frame),

@@ -1,7 +1,6 @@
 """The registry assets: one per mirrored table, all produced from ONE snapshot per run, so every
 run stores one consistent picture of Home Assistant."""
 
-
 import time
 
 import dagster as dg

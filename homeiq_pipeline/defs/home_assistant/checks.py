@@ -1,11 +1,11 @@
 """Asset checks on the mirror: references resolve, the home is not mysteriously empty, entity_ids
 are unique, and the mirror is fresh. Each checks the run's home (every home outside a sync)."""
 
-
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from ...settings import current
 from ...storage import read_snapshot
 from ...storage.queries import (
     dangling_entity_references,
@@ -13,14 +13,15 @@ from ...storage.queries import (
     recent_sync_runs,
     row_counts,
 )
-from ...settings import current
 from ..checks import Verdict, check_each_home
 from ..resources import MirrorDatabase
 
 SAMPLE = 20  # offenders listed in a check's metadata
 
 
-@dg.asset_check(asset="ha_entities", description="Every live entity's device_id and area_id name a live device and area.")
+@dg.asset_check(
+    asset="ha_entities", description="Every live entity's device_id and area_id name a live device and area."
+)
 def entity_references_are_live(context: dg.AssetCheckExecutionContext, mirror: MirrorDatabase) -> dg.AssetCheckResult:
     def evaluate(home: str) -> Verdict:
         with read_snapshot(mirror.engine) as connection:

@@ -23,7 +23,9 @@ class HomeAssistantResource(dg.ConfigurableResource):
 
     homes: list[HomeAssistantHome] = Field(description="one entry per home")
     timeout: float = Field(default=DEFAULT_TIMEOUT, description="seconds to wait for each answer")
-    max_frame_mb: float = Field(default=DEFAULT_MAX_FRAME_SIZE / MiB, description="largest websocket frame accepted, MiB")
+    max_frame_mb: float = Field(
+        default=DEFAULT_MAX_FRAME_SIZE / MiB, description="largest websocket frame accepted, MiB"
+    )
 
     @property
     def names(self) -> list[str]:

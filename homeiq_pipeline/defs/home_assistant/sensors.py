@@ -2,7 +2,6 @@
 ticks, so each tick connects briefly to every home (in parallel), asks `get_config`, and compares
 with what its cursor remembers of that home."""
 
-
 import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -60,7 +59,9 @@ def home_assistant_reconnect(context: dg.SensorEvaluationContext, home_assistant
     for home, decision in decisions.items():
         context.log.info(f"{home}: {decision.explanation}")
         if decision.sync_reason is not None:
-            requests.append(sync_request(home, "reconnect", decision.sync_reason, run_key=f"{home}:{decision.sync_key}"))
+            requests.append(
+                sync_request(home, "reconnect", decision.sync_reason, run_key=f"{home}:{decision.sync_key}")
+            )
     cursor = json.dumps({home: decision.state.to_json() for home, decision in decisions.items()}, sort_keys=True)
     if requests:
         return dg.SensorResult(run_requests=requests, cursor=cursor)

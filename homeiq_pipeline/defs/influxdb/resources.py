@@ -33,14 +33,21 @@ class InfluxDBResource(dg.ConfigurableResource):
         """Write line-protocol lines (millisecond times), in batches; return how many.
         Raises InfluxDBUnavailable or InfluxDBRefused."""
         client = InfluxDBClient(
-            url=self.url, token=self.token, org=self.org, timeout=int(self.timeout_seconds * 1000),
-            verify_ssl=self.verify_ssl, ssl_ca_cert=self.ssl_ca_cert, retries=False,
+            url=self.url,
+            token=self.token,
+            org=self.org,
+            timeout=int(self.timeout_seconds * 1000),
+            verify_ssl=self.verify_ssl,
+            ssl_ca_cert=self.ssl_ca_cert,
+            retries=False,
         )
         try:
             with client.write_api(write_options=SYNCHRONOUS) as writer:
                 for start in range(0, len(lines), BATCH):
                     writer.write(
-                        bucket=self.bucket, org=self.org, record=lines[start : start + BATCH],
+                        bucket=self.bucket,
+                        org=self.org,
+                        record=lines[start : start + BATCH],
                         write_precision=WritePrecision.MS,
                     )
         except ApiException as exc:
@@ -53,8 +60,11 @@ class InfluxDBResource(dg.ConfigurableResource):
 
 
 def _explain(exc: ApiException, bucket: str, url: str) -> str:
-    reason = {401: "rejected the token (check INFLUXDB_TOKEN)", 403: "does not let this token write",
-              404: f"has no bucket {bucket!r} (check INFLUXDB_BUCKET and INFLUXDB_ORG)"}.get(exc.status, "refused the write")
+    reason = {
+        401: "rejected the token (check INFLUXDB_TOKEN)",
+        403: "does not let this token write",
+        404: f"has no bucket {bucket!r} (check INFLUXDB_BUCKET and INFLUXDB_ORG)",
+    }.get(exc.status, "refused the write")
     return f"InfluxDB at {url} {reason}: HTTP {exc.status} {(exc.body or exc.reason or '')!s:.300}"
 
 
