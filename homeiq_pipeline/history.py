@@ -19,23 +19,14 @@ import pandas as pd
 import sqlalchemy as sa
 
 from .analytics import Mirror, PictureCache, device_inventory, home_overview, latest_picture
-from .storage.schema import live, registry_changes
+from .storage.schema import ANALYTICS_TABLES, live, registry_changes
 from .storage.schema import states as states_table
 
-OVERVIEW_FIELDS = (
-    "devices",
-    "entities",
-    "entities_enabled",
-    "entities_disabled",
-    "areas",
-    "floors",
-    "integrations",
-    "integrations_loaded",
-    "integration_health_pct",
-    "entities_with_state",
-    "unavailable_entities",
-    "unknown_entities",
-    "availability_pct",
+# The overview's numbers: every count and percentage of analytics_home_overview.
+OVERVIEW_FIELDS = tuple(
+    column.name
+    for column in ANALYTICS_TABLES["home_overview"].columns
+    if isinstance(column.type, sa.Integer | sa.Float) and column.name not in ("id", "sync_run_id")
 )
 
 

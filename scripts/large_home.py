@@ -47,21 +47,10 @@ def package_yaml(entities: int) -> str:
         "  - sensor:",
     ]
     for n in range(counts["sensor"]):
-        lines += [
-            f"      - name: Large home power {n:05d}",
-            f"        unique_id: homeiq_large_power_{n:05d}",
-            f'        state: "{{{{ {n % 3000} }}}}"',
-            "        unit_of_measurement: W",
-            "        device_class: power",
-        ]
+        lines += _template("power", n, str(n % 3000), "unit_of_measurement: W", "device_class: power")
     lines.append("    binary_sensor:")
     for n in range(counts["binary_sensor"]):
-        lines += [
-            f"      - name: Large home window {n:05d}",
-            f"        unique_id: homeiq_large_window_{n:05d}",
-            f'        state: "{{{{ {"true" if n % 2 else "false"} }}}}"',
-            "        device_class: window",
-        ]
+        lines += _template("window", n, "true" if n % 2 else "false", "device_class: window")
     lines.append("input_boolean:")
     for n in range(counts["input_boolean"]):
         lines += [f"  homeiq_large_switch_{n:05d}:", f"    name: Large home switch {n:05d}"]
@@ -85,6 +74,16 @@ def write_large_home(config_dir: Path, port: int, entities: int) -> None:
     package.parent.mkdir(parents=True, exist_ok=True)
     package.write_text(package_yaml(entities))
 
+def _template(kind: str, n: int, state: str, *fields: str) -> list[str]:
+    """One template entity with a unique_id (so it gets a registry entry) and a fixed state."""
+    return [
+        f"      - name: Large home {kind} {n:05d}",
+        f"        unique_id: homeiq_large_{kind}_{n:05d}",
+        f'        state: "{{{{ {state} }}}}"',
+        *(f"        {field}" for field in fields),
+    ]
+
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -100,3 +99,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+

@@ -44,26 +44,28 @@ def test_no_module_but_the_settings_reads_the_environment() -> None:
     assert readers == {"settings.py", "homes.py", "launcher.py"}
 
 
-@pytest.mark.parametrize(
-    ("variable", "value", "expected"),
-    [
-        ("HA_TIMEOUT", "abc", "a number of seconds above 0"),
-        ("HA_TIMEOUT", "0", "a number of seconds above 0"),
-        ("HA_MAX_FRAME_MB", "-1", "a number of MiB above 0"),
-        ("HA_VERIFY_TLS", "maybe", "true or false"),
-        ("HA_SENSOR_INTERVAL_SECONDS", "0.5", "a whole number of seconds"),
-        ("HA_FRESHNESS_HOURS", "soon", "a number of hours above 0"),
-        ("HA_REFRESH_CRON", "hourly", "a cron expression"),
-        ("HA_TIMEZONE", "Mars/Olympus_Mons", "an IANA time zone"),
-        ("HA_WATCH_DEBOUNCE_SECONDS", "-2", "a number of seconds, 0 or more"),
-        ("HOMEIQ_INSTANCE", "living room", "a home name"),
-        ("STORE_DEVICE_HISTORY_IN_INFLUXDB", "perhaps", "true or false"),
-        ("INFLUXDB_VERIFY_SSL", "sometimes", "true or false"),
-    ],
-)
+# What each variable expects, and a value it refuses.
+REFUSED = {
+    "HA_TIMEOUT=abc": "a number of seconds above 0",
+    "HA_TIMEOUT=0": "a number of seconds above 0",
+    "HA_MAX_FRAME_MB=-1": "a number of MiB above 0",
+    "HA_VERIFY_TLS=maybe": "true or false",
+    "HA_SENSOR_INTERVAL_SECONDS=0.5": "a whole number of seconds",
+    "HA_FRESHNESS_HOURS=soon": "a number of hours above 0",
+    "HA_REFRESH_CRON=hourly": "a cron expression",
+    "HA_TIMEZONE=Mars/Olympus_Mons": "an IANA time zone",
+    "HA_WATCH_DEBOUNCE_SECONDS=-2": "a number of seconds, 0 or more",
+    "HOMEIQ_INSTANCE=living room": "a home name",
+    "STORE_DEVICE_HISTORY_IN_INFLUXDB=perhaps": "true or false",
+    "INFLUXDB_VERIFY_SSL=sometimes": "true or false",
+}
+
+
+@pytest.mark.parametrize(("setting", "expected"), REFUSED.items())
 def test_a_bad_value_names_the_variable_and_what_it_expects(
-    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: str
+    monkeypatch: pytest.MonkeyPatch, setting: str, expected: str
 ) -> None:
+    variable, value = setting.split("=", 1)
     monkeypatch.setenv(variable, value)
     with pytest.raises(SettingsError) as refused:
         Settings.from_environment()

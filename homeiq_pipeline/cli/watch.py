@@ -63,9 +63,7 @@ def command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def watchers_for(
-    homes: dict[str, Connect],
-    runs_for: Callable[[Connect], SyncRequester],
-    debounce: float = WatchSettings.debounce,
+    homes: dict[str, Connect], runs_for: Callable[[Connect], SyncRequester], debounce: float = WatchSettings.debounce
 ) -> list[Watcher]:
     """One watcher per home (each its own websocket), all stopped by one flag."""
     stop = threading.Event()

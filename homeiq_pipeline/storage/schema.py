@@ -279,16 +279,8 @@ home_overview = _analytics(
     sa.Column("sync_run_id", sa.Integer, nullable=False),
     sa.Column("synced_at", Timestamp, nullable=False),
     sa.Column("ha_version", sa.Text),
-    *_counts(
-        "devices",
-        "entities",
-        "entities_enabled",
-        "entities_disabled",
-        "areas",
-        "floors",
-        "integrations",
-        "integrations_loaded",
-    ),
+    *_counts("devices", "entities", "entities_enabled", "entities_disabled"),
+    *_counts("areas", "floors", "integrations", "integrations_loaded"),
     sa.Column("integration_health_pct", sa.Float),
     *_counts("entities_with_state", "unavailable_entities", "unknown_entities"),
     sa.Column("availability_pct", sa.Float),
@@ -299,19 +291,9 @@ integration_health = _analytics(
     "analytics_integration_health",
     sa.Column("rank", sa.Integer, nullable=False),  # 1 = most devices: the "top integrations"
     sa.Column("domain", sa.Text, nullable=False),
-    *_counts(
-        "config_entries",
-        "entries_loaded",
-        "entries_setup_error",
-        "entries_setup_retry",
-        "entries_not_loaded",
-        "entries_failed_unload",
-        "entries_migration_error",
-        "entries_other",
-        "devices",
-        "entities",
-        "unavailable_entities",
-    ),
+    *_counts("config_entries", "entries_loaded", "entries_setup_error", "entries_setup_retry"),
+    *_counts("entries_not_loaded", "entries_failed_unload", "entries_migration_error", "entries_other"),
+    *_counts("devices", "entities", "unavailable_entities"),
     sa.Column("healthy", sa.Boolean),
     sa.Column("reason", sa.Text),
 )
@@ -319,19 +301,8 @@ integration_health = _analytics(
 device_inventory = _analytics(
     "analytics_device_inventory",
     sa.Column("device_id", sa.Text, nullable=False),
-    *_texts(
-        "name",
-        "manufacturer",
-        "model",
-        "sw_version",
-        "area_id",
-        "area_name",
-        "floor_name",
-        "integration",
-        "integration_title",
-        "via_device_id",
-        "via_device_name",
-    ),
+    *_texts("name", "manufacturer", "model", "sw_version", "area_id"),
+    *_texts("area_name", "floor_name", "integration", "integration_title", "via_device_id", "via_device_name"),
     *_counts("entities", "unavailable_entities"),
     sa.Column("disabled", sa.Boolean, nullable=False),
     sa.Column("disabled_by", sa.Text),
@@ -350,9 +321,7 @@ unavailable_entities = _analytics(
 )
 
 area_summary = _analytics(
-    "analytics_area_summary",
-    *_texts("area_id", "area_name", "floor_id", "floor_name"),
-    *_counts("devices", "entities"),
+    "analytics_area_summary", *_texts("area_id", "area_name", "floor_id", "floor_name"), *_counts("devices", "entities")
 )
 
 ANALYTICS_TABLES: dict[str, sa.Table] = {

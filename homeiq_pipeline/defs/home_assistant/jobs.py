@@ -11,9 +11,7 @@ def sync_request(home: str, trigger: str, reason: str, run_key: str | None = Non
     """A request to sync one home, tagged with who asked and why (shown in the UI's run list);
     dagster.yaml lets one run per home proceed."""
     return dg.RunRequest(
-        run_key=run_key,
-        partition_key=home,
-        tags={SYNC_TAG: home, TRIGGER_TAG: trigger, REASON_TAG: reason},
+        run_key=run_key, partition_key=home, tags={SYNC_TAG: home, TRIGGER_TAG: trigger, REASON_TAG: reason}
     )
 
 

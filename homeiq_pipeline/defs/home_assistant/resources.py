@@ -1,12 +1,15 @@
 """Every Home Assistant this deployment mirrors, as a Dagster resource."""
 
+from collections.abc import Iterable
+from typing import Self
+
 import dagster as dg
 from pydantic import Field
 
 from ...homeassistant import DEFAULT_MAX_FRAME_SIZE, DEFAULT_TIMEOUT, HomeAssistantClient
 from ...homeassistant.client import MiB
-from ...homes import HomeConnection
-from ...settings import current
+from ...homes import Home, HomeConnection
+from ...settings import Settings, current
 from ...storage import DEFAULT_INSTANCE
 from ..partitions import CONFIGURED_HOMES
 
@@ -37,6 +40,25 @@ class HomeAssistantResource(dg.ConfigurableResource):
                 return home
         raise dg.Failure(f"no home named {name!r} is configured (homes: {', '.join(self.names)})", allow_retries=False)
 
+    @classmethod
+    def of(cls, homes: Iterable[Home], settings: Settings) -> Self:
+        """The configured homes. Tokens (and a single home's URL) are resolved from the environment
+        at run time: the UI shows the variable's name, never its value."""
+        return cls(
+            homes=[
+                HomeAssistantHome(
+                    name=home.name,
+                    url=home.url or dg.EnvVar("HA_URL"),
+                    token=dg.EnvVar(home.token_env),
+                    verify_tls=home.verify_tls,
+                    ca_bundle=home.ca_bundle,
+                )
+                for home in homes
+            ],
+            timeout=settings.ha_timeout,
+            max_frame_mb=settings.ha_max_frame_mb,
+        )
+
     def client(self, name: str, timeout: float | None = None) -> HomeAssistantClient:
         home = self.home(name)
         return home.client(home.token, timeout=timeout or self.timeout, max_frame_size=int(self.max_frame_mb * MiB))
@@ -49,24 +71,4 @@ def one_home(url: str, token: str, name: str = DEFAULT_INSTANCE, **options: floa
 
 @dg.definitions
 def resources() -> dg.Definitions:
-    settings = current()
-    return dg.Definitions(
-        resources={
-            "home_assistant": HomeAssistantResource(
-                homes=[
-                    HomeAssistantHome(
-                        name=home.name,
-                        # Tokens (and a single home's URL) are resolved from the environment at
-                        # run time: the UI shows the variable's name, never its value.
-                        url=home.url or dg.EnvVar("HA_URL"),
-                        token=dg.EnvVar(home.token_env),
-                        verify_tls=home.verify_tls,
-                        ca_bundle=home.ca_bundle,
-                    )
-                    for home in CONFIGURED_HOMES
-                ],
-                timeout=settings.ha_timeout,
-                max_frame_mb=settings.ha_max_frame_mb,
-            )
-        }
-    )
+    return dg.Definitions(resources={"home_assistant": HomeAssistantResource.of(CONFIGURED_HOMES, current())})

@@ -8,12 +8,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from ...homeassistant.reachability import (
-    ConnectionState,
-    Decision,
-    next_connection_state,
-    observe,
-)
+from ...homeassistant.reachability import ConnectionState, Decision, next_connection_state, observe
 from ...settings import current
 from .jobs import sync_home_assistant, sync_request
 from .resources import HomeAssistantResource
