@@ -7,11 +7,17 @@ BIN := $(VENV)/bin
 .PHONY: install run demo sync status test bench
 install: $(VENV)/.installed
 
+# pip is quiet, so each step says what it does; the whole takes about a minute the first time.
 $(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
-	touch $@
+	@echo "make install: setting up $(VENV) (Dagster, SQLAlchemy and the test tools); about a minute the first time"
+	@echo "  1/3 creating the virtual environment"
+	@$(PYTHON) -m venv $(VENV)
+	@echo "  2/3 upgrading pip"
+	@$(BIN)/pip install --quiet --upgrade pip
+	@echo "  3/3 installing homeiq-pipeline and its dependencies (the longest step)"
+	@$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+	@echo "make install: done; the commands are in $(BIN) (homeiq-pipeline --help)"
 
 run: install
 	$(BIN)/homeiq-pipeline run

@@ -43,6 +43,15 @@ class HomeConnection(BaseModel):
     url: str | None = Field(default=None, description="http(s)://host:8123 or ws(s)://host:8123/api/websocket")
     verify_tls: StrictBool = Field(default=True, description="verify HA's TLS certificate")
     ca_bundle: str | None = Field(default=None, description="CA file for a self-signed certificate")
+    token_env: str = Field(default=DEFAULT_TOKEN_ENV, description="the NAME of the variable holding the token")
+
+    @field_validator("token_env")
+    @classmethod
+    def _token_env(cls, token_env: str) -> str:
+        if not ENV_NAME.match(token_env):
+            # Most likely the token itself was pasted here: say so without repeating it.
+            raise ValueError("token_env must name an environment variable, not hold a token")
+        return token_env
 
     def client(self, token: str, *, timeout: float, max_frame_size: int) -> HomeAssistantClient:
         """A (not yet connected) client for this home. Raises ValueError for a URL it cannot use."""
@@ -64,8 +73,6 @@ class Home(HomeConnection):
 
     model_config = ConfigDict(frozen=True)
 
-    token_env: str = DEFAULT_TOKEN_ENV
-
     @field_validator("name")
     @classmethod
     def _name(cls, name: str) -> str:
@@ -79,14 +86,6 @@ class Home(HomeConnection):
         if url is not None:
             websocket_url(url)  # the client's own rule; its ValueError says what it expects
         return url
-
-    @field_validator("token_env")
-    @classmethod
-    def _token_env(cls, token_env: str) -> str:
-        if not ENV_NAME.match(token_env):
-            # Most likely the token itself was pasted here: say so without repeating it.
-            raise ValueError("token_env must name an environment variable, not hold a token")
-        return token_env
 
     def token(self) -> str | None:
         """The token, from its variable, at the moment it is needed (never kept)."""

@@ -21,18 +21,35 @@ from .settings import Settings
 PACKAGE = resources.files(__package__)
 
 
-def dagster_home(settings: Settings) -> Path:
-    """DAGSTER_HOME, or data/dagster; it gets the package's dagster.yaml if it has none."""
-    home = (settings.dagster_home or settings.data_dir / "dagster").expanduser().resolve()
+DEMO_INSTANCE = "demo"  # the demo's home name, in its own database
+
+
+def dagster_home(settings: Settings, *, demo: bool = False) -> Path:
+    """DAGSTER_HOME, or data/dagster; the demo's is always its own, data/demo/dagster, so its runs
+    never show in the real UI."""
+    chosen = settings.data_dir / "demo" / "dagster" if demo else settings.dagster_home or settings.data_dir / "dagster"
+    return chosen.expanduser().resolve()
+
+
+def install_instance_settings(home: Path) -> None:
+    """The package's dagster.yaml in `home`, unless it has one (then it is the person's to edit)."""
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "dagster.yaml").exists():
         with resources.as_file(PACKAGE / "dagster.yaml") as shipped:
             shutil.copyfile(shipped, home / "dagster.yaml")
-    return home
+
+
+# Dagster 1.13 marks `dagster dev` superseded by `dg dev` and says so on every start; `dg dev` (the
+# dagster-dg-cli package, which needs a `dg` project layout) itself runs `dagster dev`. Python's own
+# warnings filter, for that one message and that one process: any other warning still shows.
+DEV_IS_SUPERSEDED = "ignore:Function `dev_command` is superseded:FutureWarning"
 
 
 def dagster_command(host: str, port: int, workspace: Path) -> list[str]:
-    return [sys.executable, "-m", "dagster", "dev", "-w", str(workspace), "-h", host, "-p", str(port)]
+    return [
+        *(sys.executable, "-W", DEV_IS_SUPERSEDED, "-m", "dagster", "dev"),
+        *("-w", str(workspace), "-h", host, "-p", str(port)),
+    ]
 
 
 def demo_environment(settings: Settings, ha_url: str, token: str) -> dict[str, str]:
@@ -41,7 +58,7 @@ def demo_environment(settings: Settings, ha_url: str, token: str) -> dict[str, s
         "HA_URL": ha_url,
         "HA_TOKEN": token,
         "HOMEIQ_DB_URL": settings.demo_db_url,
-        "HOMEIQ_INSTANCE": "demo",
+        "HOMEIQ_INSTANCE": DEMO_INSTANCE,
         # The demo looks more often, unless told otherwise.
         "HA_SENSOR_INTERVAL_SECONDS": str(
             settings.sensor_interval_seconds if "sensor_interval_seconds" in settings.model_fields_set else 10
@@ -49,12 +66,12 @@ def demo_environment(settings: Settings, ha_url: str, token: str) -> dict[str, s
     }
 
 
-def run_dagster(settings: Settings, extra_env: Mapping[str, str], host: str, port: int) -> int:
-    """Run `dagster dev` until it exits or we are asked to stop (SIGTERM / Ctrl-C), then stop it."""
-    env = {**os.environ, **extra_env, "DAGSTER_DISABLE_TELEMETRY": "1"}
-    env["DAGSTER_HOME"] = str(dagster_home(settings))
-    env.setdefault("HOMEIQ_DB_URL", settings.db_url)
-    print(f"Dagster UI: http://{host}:{port}  (DAGSTER_HOME={env['DAGSTER_HOME']})", flush=True)
+def run_dagster(home: Path, extra_env: Mapping[str, str], host: str, port: int) -> int:
+    """Run `dagster dev` on the instance in `home` until it exits or we are asked to stop
+    (SIGTERM / Ctrl-C), then stop it."""
+    install_instance_settings(home)
+    env = {**os.environ, **extra_env, "DAGSTER_DISABLE_TELEMETRY": "1", "DAGSTER_HOME": str(home)}
+    print(f"Dagster UI: http://{host}:{port}  (DAGSTER_HOME={home})", flush=True)
     process: subprocess.Popen[bytes] | None = None
 
     def stop(signum: int, _frame: object) -> None:

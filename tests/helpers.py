@@ -10,12 +10,14 @@ tests/conftest.py for a failure while a fixture holds it).
 from __future__ import annotations
 
 import hashlib
+import http.server
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
@@ -31,7 +33,7 @@ import sqlalchemy as sa
 
 from homeiq_pipeline import homeassistant as ha
 from homeiq_pipeline import storage
-from homeiq_pipeline.watch import Watcher
+from homeiq_pipeline.watch import DagsterRuns, Watcher
 
 from .fake_ha import FakeHomeAssistant
 from .servers import SCRIPTS, missing  # noqa: F401  (SCRIPTS: importing it puts scripts/ on sys.path)
@@ -202,11 +204,15 @@ RUNNING: dict[str, Path] = {}  # the deployments `launched` holds up right now: 
 
 @contextmanager
 def launched(tmp: Path, ha_url: str | None = None, token: str | None = None,
-             extra_env: dict[str, str] | None = None) -> Iterator[tuple[str, Path]]:
+             extra_env: dict[str, str] | None = None, *, watch: bool = False,
+             check: bool = True) -> Iterator[tuple[str, Path]]:
     """`homeiq-pipeline run` (webserver + daemon) syncing the HA at `ha_url`: (UI URL, its log).
     `extra_env` overrides the defaults (e.g. HOMEIQ_DB_URL; a dagster.yaml placed in
     DAGSTER_HOME beforehand is kept). With HOMEIQ_HOMES_FILE in it, HA_URL and HA_TOKEN are not
-    set at all, as the README's recipe for many homes has it."""
+    set at all, as the README's recipe for many homes has it. Without the live-mode watcher
+    unless `watch` (tests that count the sensor's runs must see no others), and with `run`'s look
+    at each home unless not `check` (for homes meant to fail in the deployment: a rejected token,
+    an untrusted certificate)."""
     port = free_port()
     inherited = dict(os.environ)
     if "HOMEIQ_HOMES_FILE" in (extra_env or {}):
@@ -230,32 +236,53 @@ def launched(tmp: Path, ha_url: str | None = None, token: str | None = None,
     log = tmp / "dagster.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "homeiq_pipeline.cli", "run", "--port", str(port)],
+            [sys.executable, "-m", "homeiq_pipeline.cli", "run", "--port", str(port),
+             "--watch" if watch else "--no-watch", "--check" if check else "--no-check"],
             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
     RUNNING[url] = log
     try:
-        wait_for("the Dagster webserver", lambda: _answers(url), timeout=90)
+        wait_for("the Dagster webserver", DagsterRuns(url).answers, timeout=90)
         yield url, log
     except (Exception, pytest.fail.Exception):
         print(dagster_diagnostics(url, log), file=sys.stderr)  # now, while Dagster still answers
         raise
     finally:
         del RUNNING[url]
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)  # it gives `dagster dev` 20 s, then kills it
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        stop_run(process)
 
 
-def _answers(url: str) -> bool:
+def stop_run(process: subprocess.Popen[Any]) -> None:
+    """Stop a `homeiq-pipeline run` started in a session of its own: SIGTERM (it gives `dagster
+    dev` 20 s, then kills it), and SIGKILL to its whole group if it is still there a minute later."""
+    process.send_signal(signal.SIGTERM)
     try:
-        with urllib.request.urlopen(f"{url}/server_info", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+class _ServerInfo(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # http.server's name for it
+        self.send_response(200 if self.path == "/server_info" else 404)
+        self.end_headers()
+
+    def log_message(self, *_: object) -> None:  # quiet
+        pass
+
+
+@contextmanager
+def answering_server_info(port: int) -> Iterator[None]:
+    """A stand-in for the Dagster webserver on 127.0.0.1:`port`, as far as `/server_info` goes."""
+    with http.server.ThreadingHTTPServer(("127.0.0.1", port), _ServerInfo) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            server.shutdown()
+            thread.join(timeout=10)
 
 
 # -- what went on in a deployment, for a failing test -------------------------------------------

@@ -3,17 +3,21 @@ database byte-for-byte as it was."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from homeiq_pipeline import cli
 
 from .fake_ha import FakeHomeAssistant
-from .helpers import TOKEN, database_fingerprint
+from .helpers import TOKEN, database_fingerprint, wait_for
 
 
 @pytest.fixture
@@ -146,7 +150,7 @@ def test_demo_is_labelled_and_kept_apart_from_real_data(run_cli, monkeypatch: py
     code, out, _ = run_cli("--db-url", demo_db, "--instance", "demo", "status")
     assert any(line.split()[:2] == ["ha_config_entries", "4"] for line in out.splitlines())
     code, out, _ = run_cli("status")  # the real mirror saw nothing of it
-    assert "No sync has run yet" in out
+    assert "No sync has run yet" in out or "No mirror at" in out  # (a SQLite file is not even there)
 
 
 def test_the_fingerprint_sees_any_change_to_a_row_a_table_or_an_index(fake_ha: FakeHomeAssistant, run_cli, db_url: str) -> None:
@@ -183,3 +187,108 @@ def test_an_unreachable_postgresql_is_named_without_its_password(
     assert code == cli.EXIT_DATABASE
     assert err.startswith("homeiq-pipeline: database error at postgresql+psycopg://homeiq:***@127.0.0.1:"), err
     assert "s3cret-pw" not in err and "refused" in err.lower()
+
+
+# -- what a person sees around a sync: status without a mirror, the demo's, logging, pipes, Ctrl-C --
+
+
+def test_status_without_a_mirror_says_so_and_creates_nothing(run_cli, tmp_path: Path) -> None:
+    missing = tmp_path / "data" / "homeiq.db"
+    code, out, err = run_cli("--db-url", f"sqlite:///{missing}", "status")
+    assert code == cli.EXIT_OK and err == ""
+    assert out == f"No mirror at sqlite:///{missing} yet: run `homeiq-pipeline sync` (or `make run`)\n"
+    assert not missing.exists() and not missing.parent.exists()
+
+
+def test_status_demo_shows_the_demo_mirror(run_cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    demo_db = tmp_path / "demo.db"
+    monkeypatch.setenv("HOMEIQ_DEMO_DB_URL", f"sqlite:///{demo_db}")
+    code, out, _ = run_cli("status", "--demo")
+    assert code == cli.EXIT_OK and not demo_db.exists()
+    assert out == f"No mirror at sqlite:///{demo_db} yet: run `homeiq-pipeline sync --demo` (or `make demo`)\n"
+    code, out, _ = run_cli("sync", "--demo")
+    assert code == cli.EXIT_OK and out.endswith("Try: homeiq-pipeline status --demo\n")
+    code, out, _ = run_cli("status", "--demo")
+    assert code == cli.EXIT_OK and out.startswith(f"Mirror sqlite:///{demo_db}, instance 'demo'\n")
+    assert any(line.split()[:2] == ["ha_config_entries", "4"] for line in out.splitlines())
+
+
+def _cli_env(fake_ha: FakeHomeAssistant, db_url: str) -> dict[str, str]:
+    env = {**os.environ, "HA_URL": fake_ha.url, "HA_TOKEN": TOKEN, "HOMEIQ_DB_URL": db_url}
+    env.pop("HOMEIQ_HOMES_FILE", None)
+    return env
+
+
+def _log_lines_only(err: str) -> bool:
+    """stderr holds the INFO lines a person reads, and no message besides."""
+    return all(line.startswith("INFO ") for line in err.splitlines())
+
+
+def test_the_cli_logs_what_a_person_reads_and_the_details_only_with_verbose(
+    fake_ha: FakeHomeAssistant, db_url: str, tmp_path: Path
+) -> None:
+    command = [sys.executable, "-m", "homeiq_pipeline.cli"]
+    quiet = subprocess.run([*command, "sync"], env=_cli_env(fake_ha, db_url), capture_output=True, text=True, timeout=60,
+                           check=False)
+    assert quiet.returncode == 0, quiet.stderr
+    assert f"INFO authenticated to Home Assistant {fake_ha.ha_version} at ws://" in quiet.stderr
+    assert _log_lines_only(quiet.stderr) and "alembic" not in quiet.stderr  # its migrations ran, unannounced
+    loud = subprocess.run([*command, "--verbose", "sync"], env=_cli_env(fake_ha, db_url), capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert loud.returncode == 0, loud.stderr
+    assert "INFO alembic.runtime.migration:" in loud.stderr and "homeiq_pipeline.homeassistant.client: authenticated" in loud.stderr
+
+
+def _sync_held_at_get_states(fake_ha: FakeHomeAssistant, db_url: str) -> tuple[subprocess.Popen[str], threading.Event]:
+    """`homeiq-pipeline sync` in a process of its own, waiting for HA's states (until the event is set)."""
+    release = threading.Event()
+    fake_ha.faults.hold["get_states"] = release
+    seen = fake_ha.commands_seen.count("get_states")
+    process = subprocess.Popen([sys.executable, "-m", "homeiq_pipeline.cli", "sync"], env=_cli_env(fake_ha, db_url),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for("the sync to wait for HA's states", lambda: fake_ha.commands_seen.count("get_states") > seen, timeout=60,
+             every=0.05)
+    return process, release
+
+
+def test_a_closed_stdout_after_a_committed_sync_is_exit_141_without_a_message(
+    fake_ha: FakeHomeAssistant, run_cli, db_url: str
+) -> None:
+    assert run_cli("sync", "--ha-url", fake_ha.url)[0] == cli.EXIT_OK
+    fake_ha.results["config/device_registry/list"].pop()  # a change the sync below writes
+    before = database_fingerprint(db_url)
+    process, release = _sync_held_at_get_states(fake_ha, db_url)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # the reader goes away (`| head` that has read its line) before the sync writes its report
+    release.set()
+    err = process.stderr.read()
+    assert process.wait(timeout=60) == cli.EXIT_PIPE_CLOSED
+    assert _log_lines_only(err), err  # no "database error ... Broken pipe", no traceback
+    assert database_fingerprint(db_url) != before  # the sync was committed, as exit 141 (not 7) says
+    code, out, _ = run_cli("status")
+    assert code == cli.EXIT_OK and out.count("success") == 2
+
+
+def test_sync_piped_into_head_shows_its_first_line_and_no_error(fake_ha: FakeHomeAssistant, db_url: str) -> None:
+    shell = f'"{sys.executable}" -m homeiq_pipeline.cli sync | head -1; exit "${{PIPESTATUS[0]}}"'
+    done = subprocess.run(["bash", "-c", shell], env=_cli_env(fake_ha, db_url), capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode in (cli.EXIT_OK, cli.EXIT_PIPE_CLOSED), done.stderr
+    assert done.stdout.startswith(f"Synced Home Assistant {fake_ha.ha_version}") and done.stdout.count("\n") == 1
+    assert _log_lines_only(done.stderr), done.stderr
+
+
+def test_ctrl_c_during_a_sync_writes_nothing_and_says_so(fake_ha: FakeHomeAssistant, run_cli, db_url: str) -> None:
+    assert run_cli("sync", "--ha-url", fake_ha.url)[0] == cli.EXIT_OK
+    fake_ha.results["config/device_registry/list"].pop()  # a change a finished sync would write
+    before = database_fingerprint(db_url)
+    process, release = _sync_held_at_get_states(fake_ha, db_url)
+    try:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        release.set()
+    assert process.returncode == cli.EXIT_INTERRUPTED, err
+    assert out == "" and err.splitlines()[-1] == "homeiq-pipeline: interrupted: nothing was written"
+    assert _log_lines_only("\n".join(err.splitlines()[:-1])), err
+    assert database_fingerprint(db_url) == before

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pytest
 
 from homeiq_pipeline.definitions import defs
 from homeiq_pipeline.settings import Settings
@@ -32,13 +33,13 @@ EXPECTED: dict[str, Any] = {
         "ha_floors": REGISTRY,
         "ha_labels": REGISTRY,
         "ha_states": REGISTRY,
+        "home_assistant_connection": {"group": "home_assistant", "kinds": ["homeassistant"], "metadata": []},
         "area_summary": ANALYTICS,
         "device_inventory": ANALYTICS,
         "entity_availability": ANALYTICS,
         "home_overview": ANALYTICS,
         "integration_health": ANALYTICS,
         "unavailable_entities": ANALYTICS,
-        "home_assistant_history": {"group": "history", "kinds": ["influxdb"], "metadata": ["how_to_enable", "status"]},
     },
     "asset_checks": {
         "area_summary": ["area_summary_counts_everything_once"],
@@ -54,6 +55,14 @@ EXPECTED: dict[str, Any] = {
     "jobs": ["check_mirror_freshness", "sync_home_assistant"],
     "schedules": {"home_assistant_refresh": "0 * * * *", "mirror_freshness": "*/15 * * * *"},
     "sensors": ["home_assistant_reconnect"],
+    "resources": ["home_assistant", "mirror"],
+}
+# With STORE_DEVICE_HISTORY_IN_INFLUXDB=true, the history asset and its resource too. Switched off
+# (the default) they are not there at all: an asset that cannot be materialized would show as
+# missing for ever, and "Materialize all" would select it and fail.
+WITH_HISTORY: dict[str, Any] = {
+    **EXPECTED,
+    "assets": {**EXPECTED["assets"], "home_assistant_history": {"group": "history", "kinds": ["influxdb"], "metadata": []}},
     "resources": ["home_assistant", "influxdb", "mirror"],
 }
 
@@ -82,12 +91,15 @@ def code_location() -> dict[str, Any]:
     }
 
 
-def test_the_code_location_defines_exactly_these_names() -> None:
+@pytest.mark.parametrize(("history", "expected"), [(None, EXPECTED), ("true", WITH_HISTORY)], ids=["default", "history on"])
+def test_the_code_location_defines_exactly_these_names(history: str | None, expected: dict[str, Any]) -> None:
     # Loaded afresh in a process of its own with none of the settings' variables set: the kinds
     # and the refresh cron are read from the environment when the modules are imported.
     env = {name: value for name, value in os.environ.items() if name not in Settings.variables()}
+    if history is not None:
+        env["STORE_DEVICE_HISTORY_IN_INFLUXDB"] = history
     probe = "import json; from tests.test_code_location import code_location; print(json.dumps(code_location()))"
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert json.loads(result.stdout.splitlines()[-1]) == EXPECTED
+    assert json.loads(result.stdout.splitlines()[-1]) == expected

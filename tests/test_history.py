@@ -2,7 +2,6 @@
 accepts influxdb-client's v2 writes), behind a small proxy that records what was sent: VictoriaMetrics
 keeps numbers only, so string fields are checked in the recorded line protocol."""
 
-import importlib
 from datetime import UTC, datetime, timedelta
 import json
 import shutil
@@ -20,8 +19,8 @@ import pytest
 import sqlalchemy as sa
 
 from homeiq_pipeline import settings
+from homeiq_pipeline.definitions import defs
 from homeiq_pipeline.defs.home_assistant import assets as ha_assets
-from homeiq_pipeline.defs.home_assistant import jobs, schedules, sensors
 from homeiq_pipeline.defs.influxdb import assets as history_assets
 from homeiq_pipeline.defs.influxdb.resources import InfluxDBResource
 from homeiq_pipeline.defs.home_assistant.resources import one_home
@@ -33,7 +32,6 @@ from .helpers import TOKEN, free_port, wait_for
 from .servers import missing
 
 INFLUX_TOKEN = "influx-secret-token-42"
-ALL_ASSETS = [ha_assets.home_assistant_mirror, history_assets.home_assistant_history]
 
 
 def _victoria_metrics(tmp: Path, *flags: str) -> tuple[subprocess.Popen[bytes], str]:
@@ -131,15 +129,8 @@ def export(victoria: str, instance: str) -> list[dict]:
 
 
 @pytest.fixture
-def history_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("STORE_DEVICE_HISTORY_IN_INFLUXDB", "true")
-    yield
-    monkeypatch.undo()
-    importlib.reload(history_assets)
-    importlib.reload(jobs)
-    # and the modules holding the jobs, so the code location loads one of each again
-    importlib.reload(schedules)
-    importlib.reload(sensors)
+def history_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STORE_DEVICE_HISTORY_IN_INFLUXDB", "true")  # read when the code location loads
 
 
 def run_sync(server: FakeHomeAssistant, db_url: str, influx_url: str, token: str = INFLUX_TOKEN) -> dg.ExecuteInProcessResult:
@@ -155,25 +146,26 @@ def run_sync(server: FakeHomeAssistant, db_url: str, influx_url: str, token: str
     )
 
 
-def test_history_is_off_by_default_and_syncs_leave_it_out() -> None:
+def synced_by_the_sync_job() -> tuple[set[str], set[str]]:
+    """The code location's assets, and those its sync job materializes."""
+    repository = defs().get_repository_def()
+    job = repository.get_job("sync_home_assistant")
+    assets = {key.to_user_string() for key in repository.asset_graph.get_all_asset_keys()}
+    return assets, {key.to_user_string() for key in job.asset_layer.selected_asset_keys}
+
+
+def test_history_is_off_by_default_and_then_not_in_the_code_location() -> None:
+    """Switched off it could never be materialized: present, it would show as missing for ever."""
     assert not settings.current().history_enabled
-    selected = {key.to_user_string() for key in jobs.SYNC_SELECTION.resolve(ALL_ASSETS)}
-    assert "home_assistant_history" not in selected and "ha_devices" in selected
-    assert "DISABLED" in history_assets.home_assistant_history.descriptions_by_key[dg.AssetKey("home_assistant_history")]
-
-
-def test_materializing_it_while_off_says_how_to_enable_it(fake_ha: FakeHomeAssistant, db_url: str, recorder: Recorder) -> None:
-    result = run_sync(fake_ha, db_url, recorder.url)
-    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
-    assert "STORE_DEVICE_HISTORY_IN_INFLUXDB=true" in str(failure.event_specific_data.error)
-    assert recorder.bodies == []
-    assert {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()} >= {"ha_devices"}
+    assets, synced = synced_by_the_sync_job()
+    assert "home_assistant_history" not in assets and {"ha_devices", "home_overview"} <= synced <= assets
+    assert "influxdb" not in defs().get_repository_def().get_top_level_resources()
 
 
 def test_switched_on_the_sync_job_includes_it(history_on: None) -> None:
-    reloaded = importlib.reload(jobs)
-    selected = {key.to_user_string() for key in reloaded.SYNC_SELECTION.resolve(ALL_ASSETS)}
-    assert "home_assistant_history" in selected
+    assets, synced = synced_by_the_sync_job()
+    assert "home_assistant_history" in synced and "home_assistant_history" in assets
+    assert "influxdb" in defs().get_repository_def().get_top_level_resources()
 
 
 def test_a_sync_writes_every_measurement_with_its_tags_and_fields(

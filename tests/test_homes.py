@@ -2,6 +2,7 @@
 for the right homes, and one home's failure leaves every other home's rows alone."""
 
 import importlib
+import re
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -184,23 +185,32 @@ def test_each_home_syncs_into_its_own_rows_and_one_homes_failure_leaves_the_othe
     assert "attic" in {row.area_id for row in live_rows(two_homes.db_url, "home")["ha_areas"]}
 
 
-def test_the_sensor_requests_a_sync_only_for_the_home_that_reconnected(two_homes: SimpleNamespace) -> None:
-    _, repository = job_and_repository(two_homes.definitions)
-    sensor = repository.get_sensor_def("home_assistant_reconnect")
-    cursor = None
+class SensorTicks:
+    """Ticks of the reconnect sensor over both homes, carrying the cursor like the daemon does: a
+    tick that raises (a failed tick) leaves it as it was."""
 
-    def tick() -> list[dg.RunRequest]:
-        nonlocal cursor
+    def __init__(self, two_homes: SimpleNamespace) -> None:
+        _, self.repository = job_and_repository(two_homes.definitions)
+        self.sensor = self.repository.get_sensor_def("home_assistant_reconnect")
+        self.resource = two_homes.definitions.resources["home_assistant"]
+        self.cursor: str | None = None
+
+    def __call__(self) -> dg.SensorResult:
         with dg.instance_for_test() as instance:
             context = dg.build_sensor_context(
-                cursor=cursor,
-                instance=instance,
-                resources={"home_assistant": two_homes.definitions.resources["home_assistant"]},
-                repository_def=repository,
+                cursor=self.cursor, instance=instance, resources={"home_assistant": self.resource},
+                repository_def=self.repository,
             )
-            result = sensor.evaluate_tick(context)
-        cursor = result.cursor
-        return list(result.run_requests or [])
+            result = self.sensor.evaluate_tick(context)
+        self.cursor = result.cursor
+        return result
+
+
+def test_the_sensor_requests_a_sync_only_for_the_home_that_reconnected(two_homes: SimpleNamespace) -> None:
+    ticks = SensorTicks(two_homes)
+
+    def tick() -> list[dg.RunRequest]:
+        return list(ticks().run_requests or [])
 
     first = tick()
     assert sorted((r.partition_key, r.tags["homeiq/sync"], r.tags["homeiq/reason"]) for r in first) == [
@@ -215,6 +225,51 @@ def test_the_sensor_requests_a_sync_only_for_the_home_that_reconnected(two_homes
         (again,) = tick()
     assert (again.partition_key, again.tags["homeiq/reason"]) == ("cabin", "reconnected")
     assert again.run_key is not None and again.run_key.startswith("cabin:")
+
+
+def test_with_several_homes_a_run_without_a_partition_fails_naming_them(two_homes: SimpleNamespace) -> None:
+    job, _ = job_and_repository(two_homes.definitions)
+    result = job.execute_in_process(raise_on_error=False)
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    assert failure.step_key == "home_assistant_mirror"
+    assert failure.step_failure_data.error.message == (
+        "dagster._core.definitions.events.Failure: This run names no home, and this deployment mirrors 2: "
+        "home, cabin. Launch it for one of them (its partition), e.g. "
+        """`dagster job execute -j sync_home_assistant --tags '{"dagster/partition": "home"}'`.\n"""
+    )
+    assert two_homes.home.connections == two_homes.cabin.connections == 0
+
+
+def test_one_homes_rejected_token_fails_the_sensors_ticks_but_never_holds_back_another_homes_sync(
+    two_homes: SimpleNamespace,
+) -> None:
+    tick = SensorTicks(two_homes)
+    version = two_homes.home.ha_version
+    # The class of the code location imported afresh for these homes, not of the one imported first.
+    HomeNeedsAPerson = importlib.import_module("homeiq_pipeline.defs.home_assistant.sensors").HomeNeedsAPerson
+
+    assert len(tick().run_requests or []) == 2  # first contact with both
+    two_homes.cabin.token = "only-the-new-token"  # the cabin's token was revoked in HA
+    skipped = tick()
+    assert not skipped.run_requests
+    assert re.fullmatch(
+        rf"home: reachable, HA {version} RUNNING, unchanged; cabin: token rejected: fix TEST_CABIN_TOKEN, then "
+        r"reset this sensor's cursor \(not trying again before [-\d]+ [:\d]+ UTC\)",
+        skipped.skip_message or "",
+    ), skipped.skip_message
+    with pytest.raises(HomeNeedsAPerson) as failed:
+        tick()
+    assert str(failed.value) == skipped.skip_message
+    port = two_homes.home.port
+    two_homes.home.stop()
+    assert (tick().skip_message or "").startswith("home: unreachable: cannot reach Home Assistant")
+    with FakeHomeAssistant(token=TOKEN, port=port):
+        (again,) = tick().run_requests or []  # the home came back: its sync is requested all the same
+        assert (again.partition_key, again.tags["homeiq/reason"]) == ("home", "reconnected")
+        with pytest.raises(HomeNeedsAPerson, match="; cabin: token rejected: fix TEST_CABIN_TOKEN"):
+            tick()
+    assert two_homes.cabin.auth_failures == 1
 
 
 def test_the_schedule_refreshes_every_home_once_per_tick(two_homes: SimpleNamespace) -> None:

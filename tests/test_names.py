@@ -37,7 +37,9 @@ def test_the_definitions_use_the_names() -> None:
     repository = defs().get_repository_def()
     assert {names.SYNC_JOB, names.FRESHNESS_JOB} <= set(repository.job_names)
     groups = {spec.group_name for spec in defs().resolve_all_asset_specs()}
-    assert groups == {names.HOME_ASSISTANT_GROUP, names.ANALYTICS_GROUP, names.HISTORY_GROUP}
+    assert groups == {names.HOME_ASSISTANT_GROUP, names.ANALYTICS_GROUP}  # the history is there only when on
     from homeiq_pipeline.defs.home_assistant.assets import home_assistant_mirror
+    from homeiq_pipeline.defs.influxdb.assets import home_assistant_history
 
     assert home_assistant_mirror.op.pool == names.POOL
+    assert set(home_assistant_history.group_names_by_key.values()) == {names.HISTORY_GROUP}

@@ -209,8 +209,9 @@ def two_homes(fake_ha: FakeHomeAssistant, tmp_path: Path, monkeypatch: pytest.Mo
             {"name": "home", "url": fake_ha.url, "token_env": "TEST_TOKEN_HOME"},
             {"name": "cabin", "url": cabin.url, "token_env": "TEST_TOKEN_CABIN"},
         ]}))
-        for name in ("HA_URL", "HA_TOKEN"):
+        for name in ("HA_URL", "HA_TOKEN", "DAGSTER_HOME"):
             monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HOMEIQ_DATA_DIR", str(tmp_path / "data"))  # `run`'s DAGSTER_HOME (and its lock) too
         monkeypatch.setenv("HOMEIQ_HOMES_FILE", str(path))
         monkeypatch.setenv("TEST_TOKEN_HOME", TOKEN)
         monkeypatch.setenv("TEST_TOKEN_CABIN", CABIN_TOKEN)
@@ -244,9 +245,12 @@ def test_run_watch_with_a_homes_file_watches_every_home(
 ) -> None:
     cabin: FakeHomeAssistant = two_homes.cabin
 
-    def dagster(settings: object, env: dict[str, str], host: str, port: int) -> int:
-        # Standing in for the webserver: returns once a watcher holds each home's websocket.
-        wait_for("a watcher on each home", lambda: fake_ha.connections >= 1 and cabin.connections >= 1, timeout=30)
+    def dagster(home: Path, env: dict[str, str], host: str, port: int) -> int:
+        # Standing in for the webserver (the watchers start once it answers): returns once a
+        # watcher has subscribed to each home's events (`run`'s look before only asks get_config).
+        with helpers.answering_server_info(port):
+            wait_for("a watcher on each home",
+                     lambda: all("subscribe_events" in ha.commands_seen for ha in (fake_ha, cabin)), timeout=30)
         return 0
 
     monkeypatch.setattr(launcher, "run_dagster", dagster)

@@ -2,6 +2,7 @@
 mapping from Home Assistant's failure causes to them."""
 
 import sys
+from collections.abc import Iterable
 
 from ..homeassistant import Cause
 
@@ -13,6 +14,7 @@ EXIT_HA_ERROR = 5  # HA answered something we cannot use
 EXIT_REFUSED = 6  # the data-loss guard refused the snapshot, or it could not be stored
 EXIT_DATABASE = 7  # the database could not be opened or written
 EXIT_INTERRUPTED = 130  # Ctrl-C
+EXIT_PIPE_CLOSED = 141  # stdout was closed (`| head`): what a shell shows for a process killed by SIGPIPE
 
 FOR_CAUSE = {
     Cause.UNAVAILABLE: EXIT_UNAVAILABLE,
@@ -25,3 +27,14 @@ FOR_CAUSE = {
 def fail(code: int, message: str) -> int:
     print(f"homeiq-pipeline: {message}", file=sys.stderr)
     return code
+
+
+def warn(message: str) -> None:
+    print(f"homeiq-pipeline: warning: {message}", file=sys.stderr)
+
+
+def worst(codes: Iterable[int]) -> int:
+    """One exit code for several outcomes: a rejected token first (a person must act, and trying
+    again feeds HA's ban), else the highest."""
+    found = set(codes)
+    return EXIT_AUTH if EXIT_AUTH in found else max(found, default=EXIT_OK)

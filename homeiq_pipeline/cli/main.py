@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
+import sys
 from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
@@ -11,7 +14,7 @@ import sqlalchemy as sa
 from .. import storage
 from ..settings import HOME_NAME, HOME_NAME_RULE, Settings, SettingsError
 from . import demo, run, status, sync, watch
-from .exits import EXIT_CONFIG, EXIT_DATABASE, EXIT_INTERRUPTED, fail
+from .exits import EXIT_CONFIG, EXIT_DATABASE, EXIT_INTERRUPTED, EXIT_PIPE_CLOSED, fail
 from .parser import build_parser
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -31,17 +34,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         return fail(EXIT_CONFIG, str(exc))
     args = build_parser(settings).parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
+    _log_for_a_person(args.verbose)
     if not HOME_NAME.match(args.instance):  # the rule Dagster's partitions follow: no rows it cannot show
         return fail(EXIT_CONFIG, f"--instance {args.instance!r} cannot name a home: use {HOME_NAME_RULE}")
     try:
-        return COMMANDS[args.command](args, settings)
+        code = COMMANDS[args.command](args, settings)
+        sys.stdout.flush()  # here, not at exit: a reader that went away is an answer below, not a traceback
+        return code
+    except BrokenPipeError:  # stdout closed (`| head`): what was done is done; nobody is left to tell
+        _stdout_to_devnull()
+        return EXIT_PIPE_CLOSED
     except SettingsError as exc:
         return fail(EXIT_CONFIG, str(exc))
     except (sa.exc.SQLAlchemyError, OSError) as exc:  # HA's errors are all handled by the commands
         cause = getattr(exc, "orig", None) or exc
         return fail(EXIT_DATABASE, f"database error at {storage.safe_url(args.db_url)}: {cause}")
     except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+        return fail(EXIT_INTERRUPTED, "interrupted")
+
+
+def _log_for_a_person(verbose: bool) -> None:
+    """Our INFO lines (what a person reads: connected, watching, requested a sync); the details
+    (our DEBUG, the libraries' INFO: websockets, Alembic) only with --verbose. Left alone if
+    logging is set up already (a test runner, a program calling `main`)."""
+    if logging.getLogger().handlers:
+        return
+    if verbose:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    else:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    logging.getLogger("homeiq_pipeline").setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def _stdout_to_devnull() -> None:
+    """Point stdout at /dev/null, so the interpreter's own flush at exit finds no closed pipe to complain about."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())

@@ -26,7 +26,7 @@ DEMO_VALUE_HELP = (
 
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="homeiq-pipeline", description=DESCRIPTION)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log the details too (DEBUG)")
     # Not %(default)s: a database URL may hold a password.
     _setting(parser, "--db-url", settings.db_url, "HOMEIQ_DB_URL", "SQLAlchemy URL of the mirror", show=False)
     _setting(parser, "--instance", settings.instance, "HOMEIQ_INSTANCE", "name of this Home Assistant in the mirror")
@@ -49,10 +49,27 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     )
 
     run = commands.add_parser("run", help="start the Dagster UI and daemon; the reconnect sensor syncs within a minute")
-    run.add_argument("--demo", action="store_true", help="start the labelled DEMO Home Assistant first, use it")
+    run.add_argument(
+        "--demo",
+        action="store_true",
+        help="start the labelled DEMO Home Assistant first, and use it, on a Dagster instance (data/demo/dagster) "
+        "and database (data/demo.db) of its own",
+    )
     run.add_argument("--host", default="127.0.0.1", help="address of the Dagster UI (default %(default)s)")
     run.add_argument("--port", type=int, default=3000, help="port of the Dagster UI (default %(default)s)")
-    run.add_argument("--watch", action="store_true", help="also run the live-mode watcher; --demo always does")
+    run.add_argument(
+        "--watch",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the live-mode watcher too, once the UI answers (default; --no-watch leaves it out)",
+    )
+    run.add_argument(
+        "--check",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="connect to each home once before starting, and stop if its token is rejected or its certificate "
+        "is not trusted (default; --no-check starts anyway)",
+    )
     run.add_argument(
         "--demo-ha-port",
         type=int,
@@ -104,6 +121,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="show the last sync runs and row counts")
     status.add_argument("--runs", type=int, default=5, help="how many sync runs to show")
+    status.add_argument("--demo", action="store_true", help="show the DEMO mirror (data/demo.db) instead")
     return parser
 
 

@@ -17,7 +17,7 @@ from ..settings import Settings
 from ..watch import DagsterRuns, Watcher, WatchSettings
 from ..watch.loop import SyncRequester
 from .connections import Connect, connections
-from .exits import EXIT_AUTH, EXIT_CONFIG, EXIT_OK, FOR_CAUSE, fail
+from .exits import EXIT_CONFIG, EXIT_OK, FOR_CAUSE, fail, worst
 
 log = logging.getLogger("homeiq_pipeline.watch")
 
@@ -59,7 +59,7 @@ def command(args: argparse.Namespace, settings: Settings) -> int:
             )
         if threads.stopped_by and args.hold_on_auth_failure:
             stop.wait()  # not trying again: only a person can fix it
-    return EXIT_AUTH if EXIT_AUTH in codes else max(codes)
+    return worst(codes)
 
 
 def watchers_for(
@@ -76,9 +76,10 @@ def watchers_for(
 class WatcherThreads:
     """The watchers in threads of this process, stopped and joined on exit. A watcher stopped by
     what only a person can fix (a rejected token, an untrusted certificate) ends its thread (it
-    logs why): `stopped_by`."""
+    logs why): `stopped_by`. With `ready`, they start only once it returns true (asked every
+    `every` seconds): `run` starts them once its webserver answers, not before."""
 
-    def __init__(self, watchers: list[Watcher]) -> None:
+    def __init__(self, watchers: list[Watcher], ready: Callable[[], bool] | None = None, every: float = 0.5) -> None:
         _log_watcher()
         self.watchers = watchers
         self.stopped_by: dict[str, ha.HomeAssistantError] = {}
@@ -86,6 +87,9 @@ class WatcherThreads:
             threading.Thread(target=self._run, args=(w,), name=f"homeiq-watch-{w.settings.home}", daemon=True)
             for w in watchers
         ]
+        self._ready, self._every = ready, every
+        self._closing = threading.Event()
+        self._starter = threading.Thread(target=self._start_when_ready, name="homeiq-watch-start", daemon=True)
 
     def _run(self, watcher: Watcher) -> None:
         try:
@@ -93,19 +97,34 @@ class WatcherThreads:
         except ha.HomeAssistantError as exc:  # only those a person must fix end a watcher
             self.stopped_by[watcher.settings.home] = exc  # logged by the watcher; the sensor reports it too
 
+    def _start_when_ready(self) -> None:
+        while not self._closing.is_set():
+            if self._ready is None or self._ready():
+                if not self._closing.is_set():
+                    for thread in self._threads:
+                        thread.start()
+                return
+            self._closing.wait(self._every)
+
     def alive(self) -> bool:
         return any(thread.is_alive() for thread in self._threads)
 
     def __enter__(self) -> Self:
-        for thread in self._threads:
-            thread.start()
+        if self._ready is None:
+            self._start_when_ready()
+        else:
+            self._starter.start()
         return self
 
     def __exit__(self, *_: object) -> None:
+        self._closing.set()
+        if self._starter.is_alive():
+            self._starter.join()  # it starts the watchers or gives up, then we stop what it started
         for watcher in self.watchers:
             watcher.stop.set()
         for thread in self._threads:
-            thread.join(timeout=10)
+            if thread.ident is not None:  # started
+                thread.join(timeout=10)
 
 
 def _log_watcher() -> None:

@@ -303,6 +303,11 @@ class HomeAssistantClient:
             raise error from exc
 
 
+# What OpenSSL says when a TLS handshake is answered in plain HTTP (it reads "HTTP/1.1 400" as a TLS
+# record): WRONG_VERSION_NUMBER up to 3.1, RECORD_LAYER_FAILURE from 3.2 on.
+PLAIN_HTTP_ANSWERS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE"})
+
+
 def _translate(exc: Exception, where: str, timeout: float) -> HomeAssistantError | None:
     if isinstance(exc, (websocket.WebSocketTimeoutException, socket.timeout, TimeoutError)):
         return RequestTimeout(f"Home Assistant did not answer within {timeout:g} s: {where}")
@@ -312,7 +317,8 @@ def _translate(exc: Exception, where: str, timeout: float) -> HomeAssistantError
             "to the CA that signed HA's certificate)"
         )
     if isinstance(exc, ssl.SSLError):
-        return CannotConnect(f"TLS handshake with Home Assistant failed: {where}: {exc}")
+        hint = " (the server may speak plain http: use http:// or ws://)" if exc.reason in PLAIN_HTTP_ANSWERS else ""
+        return CannotConnect(f"TLS handshake with Home Assistant failed: {where}: {exc}{hint}")
     if isinstance(exc, websocket.WebSocketBadStatusException):
         return CannotConnect(
             f"{where} answered HTTP {exc.status_code} instead of a websocket: is this the Home Assistant URL?"

@@ -1,17 +1,20 @@
 """Is Home Assistant there, and did it just come (back)? The decision behind "sync on (re)connect".
 
-A poller (the Dagster sensor) calls `observe` now and then and feeds the result to
-`next_connection_state` with what it remembered last time. A sync is due on the first contact,
-when HA comes back after being unreachable, when its state turns RUNNING, and when its version
-changes (an upgrade restarted it). A rejected token never leads to a sync, and is not tried again
-for a while: repeated failed logins get an address banned by HA.
+A poller (the Dagster sensor) calls `look` now and then with what it remembered last time. A sync
+is due on the first contact, when HA comes back after being unreachable, when its state turns
+RUNNING, and when its version changes (an upgrade restarted it). A rejected token never leads to a
+sync, and is not tried again for a while: repeated failed logins get an address banned by HA.
+
+What is remembered changes only when something changed (a look that finds HA as it was leaves it
+as it was), so a poller can tell a look that needs remembering from one that does not.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from .client import HomeAssistantClient
 from .errors import Cause, HomeAssistantError
@@ -51,7 +54,7 @@ class ConnectionState:
     reachable: bool | None = None  # None: never looked
     state: str | None = None
     version: str | None = None
-    last_contact: str | None = None  # ISO time of the last successful look
+    last_contact: str | None = None  # ISO time of the last look that found HA reachable and changed
     auth_failures: int = 0
     auth_retry_after: str | None = None  # ISO time before which the token is not tried again
 
@@ -73,11 +76,20 @@ class ConnectionState:
 class Decision:
     state: ConnectionState
     sync_reason: str | None  # None: no sync
-    explanation: str
+    explanation: str  # what was seen, in a few words: "reachable, HA 2025.4.4 RUNNING, unchanged"
     sync_key: str | None = None  # identifies the transition, so it never leads to two syncs
+    problem: Cause | None = None  # why HA could not be looked at (None: it was)
 
 
-def next_connection_state(previous: ConnectionState, seen: Observation, now: datetime) -> Decision:
+def look(previous: ConnectionState, observation: Callable[[], Observation], now: datetime, fix_token: str) -> Decision:
+    """Look at HA (`observation`) unless its token was rejected and the pause after that has not
+    ended yet; say whether a sync is due. `fix_token` tells a person what to do about a rejected token."""
+    if not previous.may_try_token(now):
+        return Decision(previous, None, _token_rejected(previous, fix_token), problem=Cause.TOKEN_REJECTED)
+    return next_connection_state(previous, observation(), now, fix_token)
+
+
+def next_connection_state(previous: ConnectionState, seen: Observation, now: datetime, fix_token: str) -> Decision:
     """Compare what HA looks like now with what was remembered; say whether a sync is due."""
     if seen.problem is Cause.TOKEN_REJECTED:
         failures = previous.auth_failures + 1
@@ -85,24 +97,42 @@ def next_connection_state(previous: ConnectionState, seen: Observation, now: dat
         state = replace(
             previous, reachable=False, state=None, auth_failures=failures, auth_retry_after=(now + wait).isoformat()
         )
-        return Decision(state, None, f"{seen.message}; not trying the token again before {state.auth_retry_after}")
+        return Decision(state, None, _token_rejected(state, fix_token), problem=seen.problem)
     if not seen.reachable:
         state = replace(previous, reachable=False, state=None)
-        return Decision(state, None, f"Home Assistant is unreachable: {seen.message}")
+        problem = seen.problem or Cause.UNUSABLE_ANSWER
+        return Decision(state, None, f"{UNREACHABLE[problem]}: {seen.message}", problem=problem)
 
-    state = ConnectionState(reachable=True, state=seen.state, version=seen.version, last_contact=now.isoformat())
+    seen_as = f"reachable, HA {seen.version} {seen.state}"
+    unchanged = (previous.reachable, previous.state, previous.version) == (True, seen.state, seen.version)
+    state = previous if unchanged else ConnectionState(True, seen.state, seen.version, last_contact=now.isoformat())
     if seen.state != RUNNING:
-        return Decision(state, None, f"Home Assistant {seen.version} is {seen.state}: waiting until it is RUNNING")
+        return Decision(state, None, f"{seen_as}: waiting until it is RUNNING")
+    if unchanged:
+        return Decision(state, None, f"{seen_as}, unchanged")
     if previous.reachable is None:
         reason = "first contact"
     elif previous.reachable is False:
         reason = "reconnected"
     elif previous.state != RUNNING:
         reason = f"started ({previous.state} -> RUNNING)"
-    elif previous.version != seen.version:
-        reason = f"upgraded ({previous.version} -> {seen.version})"
     else:
-        return Decision(state, None, f"Home Assistant {seen.version} is RUNNING, unchanged since the last look")
+        reason = f"upgraded ({previous.version} -> {seen.version})"
     # The previous contact identifies this transition, so evaluating it twice asks for one sync.
     key = f"{reason.split(' ')[0]}:{seen.version}:{previous.last_contact or 'never'}"
-    return Decision(state, reason, f"Home Assistant {seen.version} {reason}: sync requested", key)
+    return Decision(state, reason, f"{seen_as}, {reason}: sync requested", key)
+
+
+# How a look that failed is summed up, by its cause (a rejected token has its own sentence).
+UNREACHABLE = {
+    Cause.UNAVAILABLE: "unreachable",
+    Cause.CERTIFICATE_NOT_TRUSTED: "certificate not trusted",
+    Cause.UNUSABLE_ANSWER: "unusable answer",
+}
+
+
+def _token_rejected(state: ConnectionState, fix_token: str) -> str:
+    if state.auth_retry_after is None:
+        return f"token rejected: {fix_token}"
+    retry_after = datetime.fromisoformat(state.auth_retry_after).astimezone(UTC)
+    return f"token rejected: {fix_token} (not trying again before {retry_after:%Y-%m-%d %H:%M:%S} UTC)"

@@ -32,6 +32,29 @@ _LOCK_NAMESPACE = "homeiq-pipeline:"
 _MIGRATION_LOCK = _LOCK_NAMESPACE + "migrations"
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL; None for an in-memory SQLite and for any other database."""
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database).expanduser()
+
+
+def missing_sqlite_file(url: str) -> bool:
+    """Whether `url` names a SQLite file that does not exist yet (opening it would create it).
+    A path through something that is not a folder is not "missing": opening it fails, and says why."""
+    file = sqlite_file(url)
+    if file is None:
+        return False
+    try:
+        file.stat()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def create_engine(url: str) -> sa.Engine:
     """An engine for any SQLAlchemy URL; SQLite gets WAL, a busy timeout and foreign keys,
     PostgreSQL sessions run in UTC (as SQLite's timestamps are)."""
@@ -41,8 +64,8 @@ def create_engine(url: str) -> sa.Engine:
         if parsed.get_backend_name() == "postgresql" and "options" not in parsed.query:
             connect_args["options"] = "-c timezone=UTC"
         return sa.create_engine(url, json_serializer=dumps, pool_pre_ping=True, connect_args=connect_args)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    if (file := sqlite_file(url)) is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(url, json_serializer=dumps)
 
     @sa.event.listens_for(engine, "connect")

@@ -72,6 +72,14 @@ class DagsterRuns:
     partitions_ttl: float = 60.0  # homes change only when the code location reloads
     _partitions: tuple[float, list[str]] | None = field(default=None, repr=False)
 
+    def answers(self) -> bool:
+        """Whether the webserver is up: its `/server_info` answers 200."""
+        try:
+            with urllib.request.urlopen(f"{self.url.rstrip('/')}/server_info", timeout=2) as response:
+                return bool(response.status == 200)
+        except (OSError, http.client.HTTPException):
+            return False
+
     def waiting_sync(self, home: str) -> str | None:
         """The id of a sync run of `home` that has not started reading HA yet, if any: one the
         watcher, sensor or schedule launched (tag homeiq/sync), or one from the UI (only

@@ -49,7 +49,7 @@ def homes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]
     env = {"HOMEIQ_HOMES_FILE": str(path), **{f"TEST_TOKEN_{name.upper()}": token for name, token in TOKENS.items()},
            "TEST_TOKEN_FLAT": "a-revoked-token-000"}
     try:
-        with launched(tmp, extra_env=env) as (url, log):
+        with launched(tmp, extra_env=env, check=False) as (url, log):  # its broken homes must reach Dagster
             yield SimpleNamespace(url=url, log=log, servers=servers, db_url=f"sqlite:///{tmp / 'mirror.db'}")
     finally:
         for server in servers.values():
@@ -102,7 +102,7 @@ def test_a_home_that_comes_back_gets_one_run_and_the_others_none(homes: SimpleNa
     cabin.stop()
     deployment = Deployment(homes.url, None, homes.log)
     wait_for("the sensor to see the cabin gone",
-             lambda: skipped_since(deployment, since, "cabin: Home Assistant is unreachable"), timeout=60)
+             lambda: skipped_since(deployment, since, "cabin: unreachable: cannot reach Home Assistant"), timeout=60)
     homes.servers["cabin"] = FakeHomeAssistant(results, token=TOKENS["cabin"], port=port).start()
     back = wait_for("the cabin's reconnect sync", lambda: succeeded(homes.url, "cabin", "reconnected"), timeout=120)
     assert back["tags"]["homeiq/trigger"] == "reconnect"

@@ -54,7 +54,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNames
     )
     env = {"HOMEIQ_HOMES_FILE": str(homes), **{ENV[home]: token for home, token in TOKENS.items()}}
     try:
-        with launched(tmp, extra_env=env) as (url, log):
+        with launched(tmp, extra_env=env, check=False) as (url, log):  # its broken homes must reach Dagster
             yield SimpleNamespace(url=url, log=log, tmp=tmp, servers=servers)
     finally:
         for server in servers.values():

@@ -7,37 +7,21 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
-from ..helpers import Deployment, chromium_path, finished, wait_for
+from ..helpers import Deployment, finished, wait_for
+from .browser import ui_page
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]
 REGISTRY_ASSETS = ["ha_devices", "ha_entities", "ha_areas", "ha_floors", "ha_labels", "ha_config_entries", "ha_states"]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
 def page(browser: Browser, deployment: Deployment, tmp_path) -> Iterator[Page]:
     wait_for("the first sync", lambda: finished(deployment, "first contact"), timeout=120)
-    page = browser.new_page(viewport={"width": 1400, "height": 900}, base_url=deployment.url)
-    page.set_default_timeout(90_000)  # Dagster's bundle is large; a loaded 2-core machine parses it slowly
-    # A first visit opens a "Join the Dagster community" dialog over the page, whenever it likes.
-    page.add_locator_handler(page.get_by_role("button", name="Skip"), lambda skip: skip.click())
-    yield page
-    page.screenshot(path=str(tmp_path / "last.png"))
-    page.close()
+    with ui_page(browser, deployment.url, tmp_path / "last.png") as page:
+        yield page
 
 
 def test_the_asset_graph_shows_every_registry_asset(page: Page) -> None:

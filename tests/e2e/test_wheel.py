@@ -6,7 +6,6 @@ location named homeiq_pipeline, as the watcher expects it."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import sysconfig
@@ -17,7 +16,7 @@ import pytest
 
 from homeiq_pipeline import names
 
-from ..helpers import free_port, graphql, wait_for
+from ..helpers import free_port, graphql, stop_run, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -106,8 +105,4 @@ def test_run_from_the_wheel_names_the_location_and_installs_the_queue_limits(whe
         assert (tmp_path / "dagster" / "dagster.yaml").read_text() == next(shipped).read_text()
         assert "applyLimitPerUniqueValue" in (tmp_path / "dagster" / "dagster.yaml").read_text()
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        stop_run(process)

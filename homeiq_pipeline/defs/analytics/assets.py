@@ -5,7 +5,7 @@ import dagster as dg
 from ... import analytics
 from ...names import ANALYTICS_GROUP
 from ...storage.schema import ANALYTICS_TABLES, MIRRORED_TABLES
-from ..partitions import HOMES
+from ..partitions import HOMES, run_home
 from ..resources import MirrorDatabase, mirror_kind
 
 DESCRIPTIONS = {
@@ -37,7 +37,7 @@ DESCRIPTIONS = {
     description="Read the mirror once and compute every analytics table from the same picture.",
 )
 def home_analytics(context: dg.AssetExecutionContext, mirror: MirrorDatabase):
-    home = context.partition_key
+    home = run_home(context)
     try:
         refreshed = analytics.refresh_analytics(mirror.engine, home, cache=mirror.pictures)
     except analytics.NoSyncYet as exc:

@@ -5,15 +5,16 @@ import time
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from ... import storage
-from ...homeassistant import HomeAssistantError, fetch_snapshot
 from ...names import HOME_ASSISTANT_GROUP, POOL
 from ...storage.queries import preview_rows
 from ...storage.schema import MIRRORED_TABLES, MirroredTable
-from ..partitions import HOMES
+from ..partitions import HOMES, run_home
 from ..resources import MirrorDatabase, mirror_kind
 from .resources import HomeAssistantResource
+from .retries import fetch_trying_again
 
 DESCRIPTIONS = {
     "ha_devices": "Home Assistant's device registry (config/device_registry/list), keyed by device id.",
@@ -27,14 +28,15 @@ DESCRIPTIONS = {
     "ha_states": "The current state of every entity (get_states), keyed by entity_id.",
 }
 
-# Connection trouble is often brief (HA restarting): retry with growing pauses. Errors a retry
-# cannot fix (a rejected token, a refused snapshot) are raised with allow_retries=False.
-RETRY = dg.RetryPolicy(max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
-
 
 class SyncConfig(dg.Config):
     force: bool = False
     """Store the snapshot even if it would mark most devices or entities as removed."""
+    tries: int = Field(default=4, ge=1)
+    """Connections to an unreachable (or starting) Home Assistant before the run fails: HA restarting
+    is often brief. A rejected token, an untrusted certificate or an unusable answer fail at once."""
+    first_pause_seconds: float = Field(default=10.0, ge=0)
+    """Pause after the first failed try, doubling after each next one (10, 20, 40 s)."""
 
 
 def _column_schema(spec: MirroredTable) -> dg.TableSchema:
@@ -58,21 +60,20 @@ def _asset_spec(spec: MirroredTable) -> dg.AssetSpec:
     specs=[_asset_spec(spec) for spec in MIRRORED_TABLES],
     partitions_def=HOMES,
     pool=POOL,
-    retry_policy=RETRY,
     description="Fetch one snapshot of one Home Assistant (the partition) over its websocket API and "
     "store it in the mirror in one transaction.",
 )
 def home_assistant_mirror(
     context: dg.AssetExecutionContext, config: SyncConfig, home_assistant: HomeAssistantResource, mirror: MirrorDatabase
 ):
-    home = context.partition_key
+    home = run_home(context)
     started = time.monotonic()
-    try:
-        with home_assistant.client(home) as client:
-            snapshot = fetch_snapshot(client)
-    except HomeAssistantError as exc:
-        # Retried only where a retry can help (HA unreachable or starting), never a rejected token.
-        raise dg.Failure(str(exc), metadata={"cause": exc.cause.value}, allow_retries=exc.cause.retry_can_help) from exc
+    snapshot = fetch_trying_again(
+        lambda: home_assistant.client(home),
+        tries=config.tries,
+        first_pause=config.first_pause_seconds,
+        log=context.log.warning,
+    )
     try:
         result = storage.sync_snapshot(mirror.engine, snapshot, instance=home, force=config.force)
     except storage.DataLossRefused as exc:
@@ -80,9 +81,9 @@ def home_assistant_mirror(
             f"{exc} (in Dagster: launch the job with config force: true)",
             metadata={"cause": "data-loss guard"},
             allow_retries=False,
-        ) from exc
+        ) from None  # expected failures: the description says it all, without a stack trace under it
     except storage.StorageError as exc:
-        raise dg.Failure(str(exc), metadata={"cause": "refused"}, allow_retries=False) from exc
+        raise dg.Failure(str(exc), metadata={"cause": "refused"}, allow_retries=False) from None
     seconds = time.monotonic() - started
     context.log.info(
         f"synced Home Assistant {result.ha_version} ({result.location_name}) as sync run {result.run_id} "

@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from ...names import FRESHNESS_JOB, HISTORY_GROUP, HOME_ASSISTANT_GROUP, REASON_TAG, SYNC_JOB, SYNC_TAG, TRIGGER_TAG
-from ...settings import current
+from ...names import FRESHNESS_JOB, HOME_ASSISTANT_GROUP, REASON_TAG, SYNC_JOB, SYNC_TAG, TRIGGER_TAG
+from ..partitions import default_partition_tags
 from .checks import mirror_is_fresh
 
 
@@ -15,17 +15,16 @@ def sync_request(home: str, trigger: str, reason: str, run_key: str | None = Non
     )
 
 
-# The registry assets and everything computed from them (analytics, and the InfluxDB history
-# when it is switched on), in order.
+# The registry assets and everything computed from them: the analytics, and the InfluxDB history
+# when it is switched on (switched off, it is not in the code location).
 SYNC_SELECTION: dg.AssetSelection = dg.AssetSelection.groups(HOME_ASSISTANT_GROUP).downstream()
-if not current().history_enabled:
-    SYNC_SELECTION = SYNC_SELECTION - dg.AssetSelection.groups(HISTORY_GROUP)
 
 sync_home_assistant = dg.define_asset_job(
     SYNC_JOB,
     selection=SYNC_SELECTION,
     description="Take one snapshot of one Home Assistant (the partition), store it in the mirror, and "
     "update its analytics.",
+    run_tags=default_partition_tags(),  # one home: a run without a partition syncs it
     executor_def=dg.in_process_executor,  # one step: a process per step would only add seconds
 )
 

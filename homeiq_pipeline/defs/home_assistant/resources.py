@@ -50,6 +50,7 @@ class HomeAssistantResource(dg.ConfigurableResource):
                     name=home.name,
                     url=home.url or dg.EnvVar("HA_URL"),
                     token=dg.EnvVar(home.token_env),
+                    token_env=home.token_env,
                     verify_tls=home.verify_tls,
                     ca_bundle=home.ca_bundle,
                 )

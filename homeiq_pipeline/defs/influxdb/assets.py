@@ -1,4 +1,5 @@
-"""The optional history asset: each sync's registry and state snapshot, written to InfluxDB."""
+"""The optional history asset: each sync's registry and state snapshot, written to InfluxDB. It is part
+of the code location only when STORE_DEVICE_HISTORY_IN_INFLUXDB is true."""
 
 import dagster as dg
 
@@ -7,21 +8,9 @@ from ...names import HISTORY_GROUP
 from ...settings import current
 from ...storage import read_snapshot
 from ...storage.schema import MIRRORED_TABLES
-from ..partitions import HOMES
+from ..partitions import HOMES, run_home
 from ..resources import MirrorDatabase
 from .resources import InfluxDBRefused, InfluxDBResource, InfluxDBUnavailable
-
-ENABLED = current().history_enabled
-HOW_TO_ENABLE = (
-    "Set STORE_DEVICE_HISTORY_IN_INFLUXDB=true and INFLUXDB_URL, INFLUXDB_TOKEN, INFLUXDB_ORG, "
-    "INFLUXDB_BUCKET, then restart; syncs then write it."
-)
-DESCRIPTION = (
-    "Each sync's devices (ha_device), entities with a state (ha_entity), home-level numbers "
-    "(ha_overview) and registry changes (ha_registry_change), tagged with area, floor, device and "
-    "integration, written to InfluxDB at the sync's time. "
-    + ("ENABLED." if ENABLED else f"DISABLED (off by default): {HOW_TO_ENABLE}")
-)
 
 
 @dg.asset(
@@ -31,16 +20,15 @@ DESCRIPTION = (
     deps=[*(spec.name for spec in MIRRORED_TABLES), "home_overview", "device_inventory"],
     kinds={"influxdb"},
     partitions_def=HOMES,
-    description=DESCRIPTION,
-    metadata={"status": "enabled" if ENABLED else "disabled", "how_to_enable": HOW_TO_ENABLE},
+    description="Each sync's devices (ha_device), entities with a state (ha_entity), home-level numbers "
+    "(ha_overview) and registry changes (ha_registry_change), tagged with area, floor, device and "
+    "integration, written to InfluxDB at the sync's time.",
     retry_policy=dg.RetryPolicy(max_retries=3, delay=15, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
 )
 def home_assistant_history(
     context: dg.AssetExecutionContext, mirror: MirrorDatabase, influxdb: InfluxDBResource
 ) -> dg.MaterializeResult:
-    if not current().history_enabled:
-        raise dg.Failure(f"The InfluxDB history is disabled. {HOW_TO_ENABLE}", allow_retries=False)
-    instance = context.partition_key
+    instance = run_home(context)
     try:
         with read_snapshot(mirror.engine) as connection:
             # Stamped with the sync's own time: a retry writes the same series at the same time.
@@ -63,3 +51,10 @@ def home_assistant_history(
             "bucket": influxdb.bucket,
         }
     )
+
+
+@dg.definitions
+def history_when_enabled() -> dg.Definitions:
+    """The history asset, only when it is switched on: switched off it could never be materialized,
+    so it would show as missing for ever and fail every "Materialize all" that selected it."""
+    return dg.Definitions(assets=[home_assistant_history] if current().history_enabled else [])

@@ -71,6 +71,8 @@ def _explain(exc: ApiException, bucket: str, url: str) -> str:
 @dg.definitions
 def resources() -> dg.Definitions:
     settings = current()
+    if not settings.history_enabled:
+        return dg.Definitions()  # nothing uses it: the history asset is left out too
     return dg.Definitions(
         resources={
             "influxdb": InfluxDBResource(
