@@ -45,6 +45,7 @@ import urllib.parse
 import urllib.request
 import zipfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -522,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     install = sub.add_parser("install", help="create a release's HA venv and print its hass path")
     install.add_argument("--ha-version", choices=HA_VERSIONS, default=HA_VERSION)
-    install.add_argument("--all", action="store_true", help="every release in RELEASES, one after the other")
+    install.add_argument("--all", action="store_true", help="every release in RELEASES, side by side")
     install.add_argument("--venv", type=Path, default=None, help=f"default: ${VENV_ENV}/<version>")
     serve = sub.add_parser("serve", help="run HA until SIGTERM / Ctrl-C")
     serve.add_argument("--config-dir", type=Path, required=True)
@@ -536,10 +537,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "install":
         if args.all and args.venv:
             parser.error("--all installs into $HOMEIQ_HA_VENV/<version>: drop --venv")
-        for version in HA_VERSIONS if args.all else (args.ha_version,):
-            started = time.monotonic()
+        started = time.monotonic()
+
+        def build(version: str) -> None:
             hass = ensure_venv(args.venv or default_venv(version), ha_version=version)
             print(f"{hass}  (Home Assistant {version}, {time.monotonic() - started:.0f} s)", flush=True)
+
+        # The releases build side by side: pip waits on downloads and disk about as much as on the CPU.
+        with ThreadPoolExecutor() as pool:
+            list(pool.map(build, HA_VERSIONS if args.all else (args.ha_version,)))
         return 0
     if args.command == "serve":
         return _serve(args)

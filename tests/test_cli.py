@@ -292,3 +292,21 @@ def test_ctrl_c_during_a_sync_writes_nothing_and_says_so(fake_ha: FakeHomeAssist
     assert out == "" and err.splitlines()[-1] == "homeiq-pipeline: interrupted: nothing was written"
     assert _log_lines_only("\n".join(err.splitlines()[:-1])), err
     assert database_fingerprint(db_url) == before
+
+
+def test_a_closed_stderr_changes_no_exit_code(fake_ha: FakeHomeAssistant, run_cli, db_url: str) -> None:
+    """`2>&1 | head`: once the reader is gone, neither a failure's message nor the log lines of a
+    sync turn into a traceback or a different exit code."""
+    env = _cli_env(fake_ha, db_url)
+    command = [sys.executable, "-m", "homeiq_pipeline.cli"]
+
+    def with_stderr_closed(*args: str) -> int:
+        process = subprocess.Popen([*command, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        assert process.stderr is not None
+        process.stderr.close()  # before the child has written anything: each of its writes meets a closed pipe
+        return process.wait(timeout=60)
+
+    assert with_stderr_closed("sync", "--ha-url", f"http://127.0.0.1:{_unused_port()}") == cli.EXIT_UNAVAILABLE
+    assert with_stderr_closed("--verbose", "sync") == cli.EXIT_OK  # every log line of a sync, lost
+    code, out, _ = run_cli("status")
+    assert code == cli.EXIT_OK and out.count("success") == 1  # that sync was committed, as exit 0 says

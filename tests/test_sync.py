@@ -3,6 +3,8 @@ unknown and missing fields, the data-loss guard. Data is a recording of a real H
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -10,6 +12,7 @@ import sqlalchemy as sa
 
 from homeiq_pipeline import storage
 from homeiq_pipeline.homeassistant import LIST_COMMANDS
+from homeiq_pipeline.storage import sync as storage_sync
 from homeiq_pipeline.storage import write as storage_write
 from homeiq_pipeline.storage.schema import MIRRORED_TABLES, devices, entities, states
 
@@ -196,6 +199,41 @@ def test_a_failure_half_way_through_the_writes_rolls_everything_back(
     assert {spec.name: all_rows(engine, spec) for spec in MIRRORED_TABLES} == before
     with engine.connect() as connection:
         assert connection.execute(sa.select(sa.func.count()).select_from(storage.sync_runs)).scalar() == runs_before
+
+
+def sync_run_rows(engine: sa.Engine) -> list[dict[str, Any]]:
+    with engine.connect() as connection:
+        return [dict(row) for row in connection.execute(sa.select(storage.sync_runs)).mappings()]
+
+
+def test_an_interrupt_just_after_the_run_is_recorded_leaves_no_running_row(
+    fake_ha: FakeHomeAssistant, engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C between the commit of the "running" record and the writes: the database is as it was
+    (no "running" row for the next sync to call interrupted), as the CLI then says."""
+    sync(fake_ha, engine)
+    before = {spec.name: all_rows(engine, spec) for spec in MIRRORED_TABLES}
+    before_runs = sync_run_rows(engine)
+    mutate(fake_ha, "config/device_registry/list", lambda lst: lst.pop())
+    real_transaction = storage_sync.write_transaction
+    opened: list[int] = []
+
+    @contextlib.contextmanager
+    def interrupted_after_the_first(engine: sa.Engine, instance: str | None = None) -> Iterator[sa.Connection]:
+        with real_transaction(engine, instance) as connection:
+            yield connection
+        opened.append(1)
+        if len(opened) == 1:  # the record is committed; the writes have not begun
+            with engine.connect() as reader:
+                outcomes = reader.execute(sa.select(storage.sync_runs.c.outcome)).scalars().all()
+            assert outcomes.count("running") == 1, outcomes  # the window is real
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(storage_sync, "write_transaction", interrupted_after_the_first)
+    with pytest.raises(KeyboardInterrupt):
+        sync(fake_ha, engine)
+    assert {spec.name: all_rows(engine, spec) for spec in MIRRORED_TABLES} == before
+    assert sync_run_rows(engine) == before_runs
 
 
 def test_instances_are_kept_apart(fake_ha: FakeHomeAssistant, engine: sa.Engine) -> None:

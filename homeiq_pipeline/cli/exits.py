@@ -1,8 +1,11 @@
 """Exit codes, so scripts can tell a transient failure from one that needs a person, and the one
 mapping from Home Assistant's failure causes to them."""
 
+import contextlib
+import os
 import sys
 from collections.abc import Iterable
+from typing import TextIO
 
 from ..homeassistant import Cause
 
@@ -25,12 +28,28 @@ FOR_CAUSE = {
 
 
 def fail(code: int, message: str) -> int:
-    print(f"homeiq-pipeline: {message}", file=sys.stderr)
+    _tell(f"homeiq-pipeline: {message}")
     return code
 
 
 def warn(message: str) -> None:
-    print(f"homeiq-pipeline: warning: {message}", file=sys.stderr)
+    _tell(f"homeiq-pipeline: warning: {message}")
+
+
+def _tell(line: str) -> None:
+    """One line on stderr; a closed stderr (`2>&1 | head`) leaves nobody to tell, and is no error."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (BrokenPipeError, ValueError):
+        devnull_stream(sys.stderr)
+
+
+def devnull_stream(stream: TextIO) -> None:
+    """Point `stream`'s descriptor at /dev/null, so the interpreter's own flush at exit finds no
+    closed pipe to complain about."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
 
 
 def worst(codes: Iterable[int]) -> int:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
-import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -14,7 +12,7 @@ import sqlalchemy as sa
 from .. import storage
 from ..settings import HOME_NAME, HOME_NAME_RULE, Settings, SettingsError
 from . import demo, run, status, sync, watch
-from .exits import EXIT_CONFIG, EXIT_DATABASE, EXIT_INTERRUPTED, EXIT_PIPE_CLOSED, fail
+from .exits import EXIT_CONFIG, EXIT_DATABASE, EXIT_INTERRUPTED, EXIT_PIPE_CLOSED, devnull_stream, fail
 from .parser import build_parser
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -42,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # here, not at exit: a reader that went away is an answer below, not a traceback
         return code
     except BrokenPipeError:  # stdout closed (`| head`): what was done is done; nobody is left to tell
-        _stdout_to_devnull()
+        devnull_stream(sys.stdout)
         return EXIT_PIPE_CLOSED
     except SettingsError as exc:
         return fail(EXIT_CONFIG, str(exc))
@@ -64,10 +62,4 @@ def _log_for_a_person(verbose: bool) -> None:
     else:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     logging.getLogger("homeiq_pipeline").setLevel(logging.DEBUG if verbose else logging.INFO)
-
-
-def _stdout_to_devnull() -> None:
-    """Point stdout at /dev/null, so the interpreter's own flush at exit finds no closed pipe to complain about."""
-    with contextlib.suppress(OSError, ValueError):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+    logging.raiseExceptions = False  # a closed stderr (`2>&1 | head`) silences the log, without "Logging error" traces

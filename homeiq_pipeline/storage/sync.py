@@ -103,30 +103,31 @@ def sync_snapshot(
     in both cases nothing is written.
     """
     now = datetime.now(UTC)
-    with write_transaction(engine, instance) as connection:
-        plans, landed = _checked_plans(connection, snapshot, instance, force, max_removed_share)
-        # The run is recorded before the writes, in its own small transaction, so a process killed
-        # while writing (SIGKILL, power loss) leaves a trace: the next sync marks it interrupted.
-        connection.execute(
-            sync_runs.update()
-            .where(sync_runs.c.instance == instance, sync_runs.c.outcome == RUNNING)
-            .values(outcome=INTERRUPTED)
-        )
-        run_id = connection.execute(
-            sync_runs.insert()
-            .values(
-                instance=instance,
-                started_at=snapshot.fetched_at,
-                finished_at=now,
-                outcome=RUNNING,
-                ha_version=snapshot.ha_version,
-                location_name=snapshot.location_name,
-                forced=force,
-                counts={},
+    run_id: int | None = None
+    try:  # from before the run is recorded: an interrupt anywhere after it leaves no "running" row
+        with write_transaction(engine, instance) as connection:
+            plans, landed = _checked_plans(connection, snapshot, instance, force, max_removed_share)
+            # The run is recorded before the writes, in its own small transaction, so a process killed
+            # while writing (SIGKILL, power loss) leaves a trace: the next sync marks it interrupted.
+            connection.execute(
+                sync_runs.update()
+                .where(sync_runs.c.instance == instance, sync_runs.c.outcome == RUNNING)
+                .values(outcome=INTERRUPTED)
             )
-            .returning(sync_runs.c.id)
-        ).scalar_one()
-    try:
+            run_id = connection.execute(
+                sync_runs.insert()
+                .values(
+                    instance=instance,
+                    started_at=snapshot.fetched_at,
+                    finished_at=now,
+                    outcome=RUNNING,
+                    ha_version=snapshot.ha_version,
+                    location_name=snapshot.location_name,
+                    forced=force,
+                    counts={},
+                )
+                .returning(sync_runs.c.id)
+            ).scalar_one()
         with write_transaction(engine, instance) as connection:
             if _successes(connection, instance) != landed:  # another sync landed in between: plan again
                 plans, _ = _checked_plans(connection, snapshot, instance, force, max_removed_share)
@@ -141,9 +142,11 @@ def sync_snapshot(
             )
             write.record_registry_changes(connection, plans, REGISTRY_TABLES, run_id, instance)
     except BaseException:
-        # The writes were rolled back; so is their record (a failure that was reported leaves no trace).
-        with contextlib.suppress(Exception), write_transaction(engine, instance) as connection:
-            connection.execute(sync_runs.delete().where(sync_runs.c.id == run_id))
+        # The writes were rolled back; so is their record (a failure that was reported leaves no
+        # trace). If the interrupt came before the record's commit, there is none to remove.
+        if run_id is not None:
+            with contextlib.suppress(Exception), write_transaction(engine, instance) as connection:
+                connection.execute(sync_runs.delete().where(sync_runs.c.id == run_id, sync_runs.c.outcome == RUNNING))
         raise
     return SyncResult(
         run_id=run_id,

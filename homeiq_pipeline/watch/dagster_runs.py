@@ -123,8 +123,8 @@ class DagsterRuns:
             keys = answer.get("partitionKeysOrError") or {}  # not PartitionKeys: the job is not partitioned
             return [str(key) for key in keys.get("partitionKeys") or []]
 
-    def launch_sync(self, home: str, tags: dict[str, str]) -> str:
-        """Launch one sync run of `home` with `tags`; returns its run id."""
+    def launch_sync(self, home: str, tags: dict[str, str], run_config: dict[str, Any] | None = None) -> str:
+        """Launch one sync run of `home` with `tags` (and `run_config`); returns its run id."""
         partitions = self.partitions()
         all_tags = {**tags, SYNC_TAG: home}
         if partitions and home not in partitions:
@@ -139,7 +139,7 @@ class DagsterRuns:
             all_tags[PARTITION_TAG] = home
         params = {
             "selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "jobName": SYNC_JOB},
-            "runConfigData": {},
+            "runConfigData": run_config or {},
             "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in all_tags.items()]},
         }
         body = self._query(LAUNCH_MUTATION, params=params)

@@ -20,7 +20,7 @@ import trustme
 import yaml
 
 from ..fake_ha import FakeHomeAssistant
-from ..helpers import free_port, launched, sync_runs, wait_for
+from ..helpers import QUICK_TRIES, free_port, launched, sync_runs, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -108,7 +108,7 @@ def launch(url: str, home: str) -> str:
     params = {
         "selector": {**LOCATION, "jobName": "sync_home_assistant"},
         "executionMetadata": {"tags": [{"key": "dagster/partition", "value": home}]},
-        "runConfigData": {},
+        "runConfigData": QUICK_TRIES,  # the down home fails in about a second, not a minute
     }
     answer = graphql(url, LAUNCH, params=params)["launchRun"]
     assert answer["__typename"] == "LaunchRunSuccess", answer

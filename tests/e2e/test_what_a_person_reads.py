@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, Page
 from homeiq_pipeline.watch import DagsterRuns
 
 from ..fake_ha import FakeHomeAssistant
-from ..helpers import RECONNECT_SENSOR, TOKEN, Deployment, finished, free_port, launched, wait_for
+from ..helpers import QUICK_TRIES, RECONNECT_SENSOR, TOKEN, Deployment, finished, free_port, launched, wait_for
 from .browser import ui_page
 
 pytestmark = pytest.mark.e2e
@@ -86,7 +86,8 @@ def test_home_assistant_down_is_the_ticks_reason_and_a_failed_runs_first_line(tr
     websocket = f"ws://127.0.0.1:{port}/api/websocket"
     stopped_at = time.time()
     troubled.ha.stop()
-    run_id = DagsterRuns(troubled.url).launch_sync("home", {})  # launched by hand while HA is down
+    # Launched by hand while HA is down, with short pauses (the defaults, 10, 20, 40 s, add a minute).
+    run_id = DagsterRuns(troubled.url).launch_sync("home", {}, QUICK_TRIES)
 
     down = f"home: unreachable: cannot reach Home Assistant at {websocket} (connecting): [Errno 111] Connection refused"
     wait_for("a tick that saw HA down", lambda: [t for t in ticks(troubled, "SKIPPED", stopped_at)
@@ -94,12 +95,12 @@ def test_home_assistant_down_is_the_ticks_reason_and_a_failed_runs_first_line(tr
     assert down in tick_reason_on_the_sensor_page(page, down)
     assert not ticks(troubled, "FAILURE", stopped_at)  # HA may come back by itself: no person is needed
 
-    # The run tries 4 times (pauses of 10, 20, 40 s), then fails saying why, first.
+    # The run tries 3 times (pauses of 0.5 and 1 s), then fails saying why, first.
     wait_for("the run to fail", lambda: troubled.graphql(RUN, runId=run_id)["runOrError"]["status"] == "FAILURE",
              timeout=240)
     events = troubled.graphql(RUN, runId=run_id)["logsForRun"]["events"]
     (failure,) = [e["error"]["message"] for e in events if e["__typename"] == "ExecutionStepFailureEvent"]
-    first_line = f"cannot reach Home Assistant at {websocket} (connecting): [Errno 111] Connection refused (4 tries over 1 min 1"
+    first_line = f"cannot reach Home Assistant at {websocket} (connecting): [Errno 111] Connection refused (3 tries over "
     assert failure.startswith(f"dagster._core.definitions.events.Failure: {first_line}"), failure
     page.goto(f"/runs/{run_id}")
     page.get_by_text(first_line).first.wait_for()
