@@ -18,7 +18,8 @@ from homeiq_pipeline import homeassistant as ha
 from homeiq_pipeline.definitions import defs
 from homeiq_pipeline.defs.analytics import assets as analytics_assets
 from homeiq_pipeline.defs.home_assistant import assets as ha_assets
-from homeiq_pipeline.defs.home_assistant import checks, retries, schedules, sensors
+from homeiq_pipeline.defs import retries
+from homeiq_pipeline.defs.home_assistant import checks, schedules, sensors
 from homeiq_pipeline.defs.home_assistant.jobs import sync_home_assistant
 from homeiq_pipeline.defs.home_assistant.resources import one_home
 from homeiq_pipeline.defs.home_assistant.retries import fetch_trying_again

@@ -133,7 +133,9 @@ def history_on(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STORE_DEVICE_HISTORY_IN_INFLUXDB", "true")  # read when the code location loads
 
 
-def run_sync(server: FakeHomeAssistant, db_url: str, influx_url: str, token: str = INFLUX_TOKEN) -> dg.ExecuteInProcessResult:
+def run_sync(
+    server: FakeHomeAssistant, db_url: str, influx_url: str, token: str = INFLUX_TOKEN, run_config: dict | None = None
+) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [ha_assets.home_assistant_mirror, history_assets.home_assistant_history],
         resources={
@@ -143,6 +145,7 @@ def run_sync(server: FakeHomeAssistant, db_url: str, influx_url: str, token: str
         },
         partition_key=HOME,
         raise_on_error=False,
+        run_config=run_config,
     )
 
 
@@ -262,7 +265,7 @@ def test_a_bad_token_or_a_missing_bucket_fails_clearly_without_retries_and_the_m
     assert devices == len(fake_ha.results["config/device_registry/list"])
 
 
-def test_influxdb_down_is_a_clear_error_that_the_asset_retries() -> None:
+def test_influxdb_down_is_a_clear_error_that_the_step_tries_again() -> None:
     from homeiq_pipeline.defs.influxdb.resources import InfluxDBUnavailable
 
     resource = InfluxDBResource(url=f"http://127.0.0.1:{free_port()}", token=INFLUX_TOKEN, org="o", bucket="b", timeout_seconds=2)
@@ -270,8 +273,24 @@ def test_influxdb_down_is_a_clear_error_that_the_asset_retries() -> None:
     with pytest.raises(InfluxDBUnavailable, match=r"InfluxDB at http://127.0.0.1:\d+ is unreachable") as failure:
         resource.write(["ha_overview devices=1i 1764230000000"])
     assert time.monotonic() - started < 5 and INFLUX_TOKEN not in str(failure.value)
-    policy = history_assets.home_assistant_history.op.retry_policy
-    assert policy is not None and policy.max_retries >= 1
+    # The step tries again itself (not Dagster's RetryPolicy, whose failure reads "Exceeded max_retries").
+    assert history_assets.home_assistant_history.op.retry_policy is None
+
+
+def test_a_run_with_influxdb_down_tries_again_then_fails_saying_why_first(
+    fake_ha: FakeHomeAssistant, db_url: str
+) -> None:
+    down = f"http://127.0.0.1:{free_port()}"
+    quick = {"ops": {"home_assistant_history": {"config": {"tries": 2, "first_pause_seconds": 0.1}}}}
+    result = run_sync(fake_ha, db_url, down, run_config=quick)
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+    error = failure.event_specific_data.error
+    assert error.message.startswith(f"dagster._core.definitions.events.Failure: InfluxDB at {down} is unreachable: ")
+    assert "(2 tries over " in error.message and error.cause is None  # no chain of stack traces under it
+    assert not any(e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY for e in result.all_events)
+    with sa.create_engine(db_url).connect() as connection:  # the mirror's own step was not held back
+        devices = connection.execute(sa.text("SELECT count(*) FROM ha_devices WHERE removed_at IS NULL")).scalar()
+    assert devices == len(fake_ha.results["config/device_registry/list"])
 
 
 @pytest.mark.parametrize(

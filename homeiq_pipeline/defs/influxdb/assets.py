@@ -2,6 +2,7 @@
 of the code location only when STORE_DEVICE_HISTORY_IN_INFLUXDB is true."""
 
 import dagster as dg
+from pydantic import Field
 
 from ... import analytics, history
 from ...names import HISTORY_GROUP
@@ -10,7 +11,15 @@ from ...storage import read_snapshot
 from ...storage.schema import MIRRORED_TABLES
 from ..partitions import HOMES, run_home
 from ..resources import MirrorDatabase
+from ..retries import trying_again
 from .resources import InfluxDBRefused, InfluxDBResource, InfluxDBUnavailable
+
+
+class HistoryConfig(dg.Config):
+    tries: int = Field(default=4, ge=1)
+    """Writes to an unreachable InfluxDB before the run fails (a refused write fails at once)."""
+    first_pause_seconds: float = Field(default=15.0, ge=0)
+    """Pause after the first failed write, doubling after each next one (15, 30, 60 s)."""
 
 
 @dg.asset(
@@ -23,10 +32,9 @@ from .resources import InfluxDBRefused, InfluxDBResource, InfluxDBUnavailable
     description="Each sync's devices (ha_device), entities with a state (ha_entity), home-level numbers "
     "(ha_overview) and registry changes (ha_registry_change), tagged with area, floor, device and "
     "integration, written to InfluxDB at the sync's time.",
-    retry_policy=dg.RetryPolicy(max_retries=3, delay=15, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
 )
 def home_assistant_history(
-    context: dg.AssetExecutionContext, mirror: MirrorDatabase, influxdb: InfluxDBResource
+    context: dg.AssetExecutionContext, config: HistoryConfig, mirror: MirrorDatabase, influxdb: InfluxDBResource
 ) -> dg.MaterializeResult:
     instance = run_home(context)
     try:
@@ -35,12 +43,16 @@ def home_assistant_history(
             run, points = history.latest_sync_points(connection, instance, cache=mirror.pictures)
     except analytics.NoSyncYet as exc:
         raise dg.Failure(str(exc), allow_retries=False) from exc
-    try:
-        written = influxdb.write([point for batch in points.values() for point in batch])
-    except InfluxDBRefused as exc:
-        raise dg.Failure(str(exc), allow_retries=False) from exc
-    except InfluxDBUnavailable as exc:
-        raise dg.Failure(str(exc)) from exc  # retried
+    lines = [point for batch in points.values() for point in batch]
+    written = trying_again(
+        lambda: influxdb.write(lines),
+        expected=(InfluxDBUnavailable, InfluxDBRefused),
+        can_help=lambda exc: isinstance(exc, InfluxDBUnavailable),  # a refusal needs a person (token, bucket)
+        metadata=lambda exc: {"cause": "unreachable" if isinstance(exc, InfluxDBUnavailable) else "refused"},
+        tries=config.tries,
+        first_pause=config.first_pause_seconds,
+        log=context.log.warning,
+    )
     context.log.info(f"wrote {written} points for sync run {run['id']} to InfluxDB bucket {influxdb.bucket}")
     return dg.MaterializeResult(
         metadata={
