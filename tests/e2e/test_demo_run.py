@@ -8,6 +8,7 @@ database of its own."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,11 +16,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from playwright.sync_api import Browser
 import sqlalchemy as sa
 
 from homeiq_pipeline.watch import DagsterRuns
 
 from ..helpers import NEVER_DURING_TESTS, free_port, launched, stop_run, sync_runs, wait_for
+from .browser import ui_page
 
 pytestmark = pytest.mark.e2e
 
@@ -99,7 +102,9 @@ def test_a_second_demo_is_refused_naming_the_first(demo: SimpleNamespace) -> Non
     )
 
 
-def test_make_run_in_the_same_checkout_shows_none_of_the_demos_runs(demo: SimpleNamespace) -> None:
+def test_make_run_in_the_same_checkout_shows_none_of_the_demos_runs(
+    demo: SimpleNamespace, browser: Browser, tmp_path: Path
+) -> None:
     assert any(run["tags"].get("dagster/partition") == "demo" for run in sync_runs(demo.url))
     status = cli(demo.data, "status")
     assert status.returncode == 0
@@ -109,3 +114,12 @@ def test_make_run_in_the_same_checkout_shows_none_of_the_demos_runs(demo: Simple
                   {"DAGSTER_HOME": str(demo.data / "dagster"), "HOMEIQ_DATA_DIR": str(demo.data),
                    "HOMEIQ_DB_URL": f"sqlite:///{demo.data / 'homeiq.db'}"}) as (url, _log):
         assert sync_runs(url) == []
+        # What a person reads on the real UI's Runs page: no run at all, so none of the demo's.
+        with ui_page(browser, url, tmp_path / "runs.png") as page:
+            page.goto("/runs")
+            page.get_by_text(re.compile("No runs (found|have been launched)")).first.wait_for()
+            shown = page.inner_text("body")
+            assert "demo" not in shown.lower(), shown[:3000]
+        with ui_page(browser, demo.url, tmp_path / "demo-runs.png") as page:  # not vacuous: the demo's UI shows them
+            page.goto("/runs")
+            page.get_by_text("partition: demo").first.wait_for()
